@@ -1,0 +1,334 @@
+"""The kernel: wires the components and runs the one event loop every mode uses.
+
+Order of work for each market-data item at time ``t`` (deterministic):
+
+1. scheduled work due at or before ``t`` - order arrivals at the venue after
+   their latency, strategy timers - in (due time, scheduling order);
+2. the venue matches its working orders against the item, and the events it
+   produces are applied, journaled and published (portfolio first, then
+   strategies);
+3. the portfolio marks the price and the strategies see the item;
+4. scheduled work due at ``t`` again (orders sent in step 3 with zero latency
+   arrive now, so a bar-driven order is first matched against the next bar);
+5. the equity curve is sampled when its interval has passed.
+
+Backtest, paper and live differ only in the clock, the data iterator, an
+optional pacer that waits for wall time, and the venue behind the order manager.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tradepilot.engine.bus import MessageBus
+from tradepilot.engine.clock import SimClock
+from tradepilot.execution.order_manager import OrderManager
+from tradepilot.model import fixed
+from tradepilot.model.account import Account
+from tradepilot.model.data import Bar, BookDeltas, BookSnapshot, QuoteTick, TradeTick
+from tradepilot.model.enums import AccountType
+from tradepilot.model.events import (
+    DataRejected,
+    Event,
+    OrderFilled,
+    SessionStarted,
+    SessionStopped,
+)
+from tradepilot.model.instrument import Instrument
+from tradepilot.persistence.journal import Journal, NullJournal
+from tradepilot.portfolio.portfolio import Portfolio
+from tradepilot.risk.engine import RiskEngine, RiskRule
+from tradepilot.strategy.base import Strategy
+from tradepilot.venues.sim.models import FillModel, LatencyModel
+from tradepilot.venues.sim.venue import SimulatedVenue
+
+_ORDER_EVENT_FIELD = "client_order_id"
+
+
+@dataclass
+class EngineConfig:
+    """Everything that defines a run besides its data and strategies."""
+
+    starting_balances: dict[str, str] = field(default_factory=lambda: {"USDT": "100000"})
+    base_currency: str = "USDT"
+    account_type: AccountType = AccountType.CASH
+    venue: str = "SIM"
+    fill_model: FillModel = field(default_factory=FillModel)
+    latency_ns: int = 0
+    latency_jitter_ns: int = 0
+    seed: int = 0
+    sample_interval_ns: int = 3_600_000_000_000
+    mode: str = "backtest"
+
+
+class Engine:
+    def __init__(
+        self,
+        instruments: Sequence[Instrument],
+        strategies: Sequence[Strategy],
+        config: EngineConfig | None = None,
+        journal: Journal | None = None,
+        risk_rules: Sequence[RiskRule] = (),
+        clock: SimClock | None = None,
+    ) -> None:
+        self.config = cfg = config or EngineConfig()
+        self.clock = clock or SimClock()
+        self.bus = MessageBus()
+        self.journal: Journal = journal or NullJournal()
+        self.instruments = {i.id: i for i in instruments}
+        balances = {ccy: fixed.to_raw(v) for ccy, v in cfg.starting_balances.items()}
+        self._events: deque[Event] = deque()
+        self._heap: list[tuple[int, int, Callable[[], None]]] = []
+        self._heap_seq = 0
+        self.venue = SimulatedVenue(
+            cfg.venue,
+            list(instruments),
+            Account(cfg.base_currency, dict(balances), cfg.account_type),
+            self.clock,
+            self.schedule,
+            self._events.append,
+            cfg.fill_model,
+            LatencyModel(cfg.latency_ns, cfg.latency_jitter_ns, cfg.seed),
+        )
+        self.orders: OrderManager
+        self.portfolio = Portfolio(
+            Account(cfg.base_currency, dict(balances), cfg.account_type),
+            instruments,
+            open_orders=lambda: self.orders.all_open(),
+            sample_interval_ns=cfg.sample_interval_ns,
+        )
+        self.risk = RiskEngine(self.portfolio_view(), risk_rules)
+        self.orders = OrderManager(self.clock, self.bus, self.risk, self.venue, self.journal.append)
+        self.strategies = list(strategies)
+        self._timers: dict[tuple[str, str], int] = {}
+        self._stop_reason: str | None = None
+        self.events_processed = 0
+        self.data_rejected = 0
+        self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
+        for strat in self.strategies:
+            strat.attach(self)
+            self.bus.subscribe(OrderFilled, self._fill_router(strat))
+            self.bus.subscribe(Event, self._event_router(strat))
+
+    def portfolio_view(self) -> _PortfolioView:
+        return _PortfolioView(self)
+
+    # -- scheduling ----------------------------------------------------------------------------
+    def schedule(self, ts: int, fn: Callable[[], None]) -> None:
+        self._heap_seq += 1
+        heapq.heappush(self._heap, (ts, self._heap_seq, fn))
+
+    def set_timer(
+        self, strategy: Strategy, name: str, interval_ns: int, start_ns: int | None = None
+    ) -> None:
+        if interval_ns <= 0:
+            raise ValueError("timer interval must be positive")
+        key = (strategy.strategy_id, name)
+        generation = self._timers.get(key, 0) + 1
+        self._timers[key] = generation
+        first = start_ns if start_ns is not None else self.clock.now() + interval_ns
+
+        def fire(due: int) -> None:
+            if self._timers.get(key) != generation:
+                return
+            strategy.on_timer(name, due)
+            self.schedule(due + interval_ns, lambda: fire(due + interval_ns))
+
+        self.schedule(first, lambda: fire(first))
+
+    def cancel_timer(self, strategy: Strategy, name: str) -> None:
+        key = (strategy.strategy_id, name)
+        if key in self._timers:
+            self._timers[key] += 1
+
+    def every(self, interval_ns: int, fn: Callable[[int], None], start_ns: int) -> None:
+        """Run ``fn(ts)`` every ``interval_ns`` of engine time (cycle logs, snapshots)."""
+
+        def fire(due: int) -> None:
+            fn(due)
+            self.schedule(due + interval_ns, lambda: fire(due + interval_ns))
+
+        self.schedule(start_ns, lambda: fire(start_ns))
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the loop to stop after the current item (safe from a signal handler)."""
+        self._stop_reason = reason
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def start(self, config_json: str = "") -> None:
+        self.journal.append(SessionStarted(self.clock.now(), self.config.mode, config_json))
+        for strat in self.strategies:
+            strat.on_start()
+        self._drain()
+
+    def run(
+        self,
+        data: Iterable[Any],
+        progress: Callable[[int], None] | None = None,
+        pacer: Callable[[int], None] | None = None,
+        flush_every_item: bool = False,
+        config_json: str = "",
+    ) -> None:
+        """Process every item of ``data`` (in time order) and finish the session."""
+        started = False
+        heap = self._heap
+        events = self._events
+        clock = self.clock
+        venue = self.venue
+        portfolio = self.portfolio
+        journal = self.journal
+        bar_handlers = self._handlers("on_bar")
+        trade_handlers = self._handlers("on_trade")
+        quote_handlers = self._handlers("on_quote")
+        book_handlers = self._handlers("on_book")
+        last_ts = -1
+        count = 0
+        for item in data:
+            ts = item.ts
+            if not started:
+                clock.ts = ts
+                portfolio.next_sample_ts = ts
+                self.start(config_json)
+                started = True
+            if ts < last_ts:
+                self._reject_data(item, f"out-of-order timestamp {ts} < {last_ts}")
+                continue
+            last_ts = ts
+            if pacer is not None:
+                pacer(ts)
+            if heap and heap[0][0] <= ts:
+                self._run_due(ts)
+            clock.ts = ts
+            kind = type(item)
+            if kind is Bar:
+                venue.on_bar(item)
+                if events:
+                    self._drain()
+                portfolio.on_bar(item)
+                for handler in bar_handlers:
+                    handler(item)
+            elif kind is TradeTick:
+                venue.on_trade(item)
+                if events:
+                    self._drain()
+                portfolio.mark(item.instrument_id, item.price)
+                for handler in trade_handlers:
+                    handler(item)
+            elif kind is QuoteTick:
+                venue.on_quote(item)
+                portfolio.mark(item.instrument_id, (item.bid + item.ask) // 2)
+                for handler in quote_handlers:
+                    handler(item)
+            elif kind is BookSnapshot or kind is BookDeltas:
+                venue.on_book(item)
+                if events:
+                    self._drain()
+                px = venue.last_px.get(item.instrument_id)
+                if px is not None:
+                    portfolio.mark(item.instrument_id, px)
+                for handler in book_handlers:
+                    handler(item)
+            else:
+                self._reject_data(item, f"unsupported data type {kind.__name__}")
+                continue
+            if events:
+                self._drain()
+            if heap and heap[0][0] <= ts:
+                self._run_due(ts)
+            if ts >= portfolio.next_sample_ts:
+                portfolio.sample(ts)
+            count += 1
+            if flush_every_item:
+                journal.flush()
+            if progress is not None and not count & 0x3FFF:
+                progress(count)
+            if self._stop_reason is not None:
+                break
+        self.events_processed += count
+        if progress is not None:
+            progress(count)
+        if not started:
+            self.start(config_json)
+        self.finish(self._stop_reason or "end of data")
+
+    def finish(self, reason: str) -> None:
+        for strat in self.strategies:
+            strat.on_stop()
+        self._drain()
+        self.portfolio.sample(self.clock.now())
+        self.journal.append(SessionStopped(self.clock.now(), reason))
+        self.journal.flush()
+
+    def _handlers(self, name: str) -> list[Callable[[Any], None]]:
+        """Bound callbacks of the strategies that override ``name`` (skips no-op calls)."""
+        base = getattr(Strategy, name)
+        return [getattr(s, name) for s in self.strategies if getattr(type(s), name) is not base]
+
+    def _run_due(self, ts: int) -> None:
+        heap = self._heap
+        clock = self.clock
+        while heap and heap[0][0] <= ts:
+            due, _, fn = heapq.heappop(heap)
+            if due > clock.ts:
+                clock.ts = due
+            fn()
+            if self._events:
+                self._drain()
+
+    def _drain(self) -> None:
+        events = self._events
+        on_event = self.orders.on_event
+        while events:
+            on_event(events.popleft())
+
+    def _reject_data(self, item: Any, reason: str) -> None:
+        self.data_rejected += 1
+        self.journal.append(
+            DataRejected(self.clock.now(), getattr(item, "instrument_id", "?"), reason)
+        )
+
+    # -- event routing to strategies ------------------------------------------------------------
+    @staticmethod
+    def _fill_router(strat: Strategy) -> Callable[[OrderFilled], None]:
+        sid = strat.strategy_id
+
+        def route(fill: OrderFilled) -> None:
+            if fill.strategy_id == sid:
+                strat.on_fill(fill)
+
+        return route
+
+    def _event_router(self, strat: Strategy) -> Callable[[Event], None]:
+        orders = self.orders.orders
+        sid = strat.strategy_id
+
+        def route(event: Event) -> None:
+            cid = getattr(event, _ORDER_EVENT_FIELD, None)
+            if cid is None:
+                return
+            order = orders.get(cid)
+            if order is not None and order.strategy_id == sid:
+                strat.on_order_event(event)
+
+        return route
+
+
+class _PortfolioView:
+    """The read-only view of the engine that risk rules get."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.instruments = engine.instruments
+
+    def position_qty(self, instrument_id: str) -> int:
+        return self._engine.portfolio.position_qty(instrument_id)
+
+    def last_price(self, instrument_id: str) -> int | None:
+        return self._engine.portfolio.last_price(instrument_id)
+
+    def equity(self) -> int:
+        return self._engine.portfolio.equity()

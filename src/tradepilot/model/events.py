@@ -1,0 +1,205 @@
+"""Immutable, timestamped, serialisable events and commands.
+
+State is a fold over these: orders, positions and balances are rebuilt by
+applying them in journal order. Every struct is frozen, carries ``ts`` (ns since
+the epoch, from the engine clock) and encodes to JSON with its class name in the
+``type`` field, so a journal row can be decoded back into the same object.
+Raw fixed-point ints are used for every price, quantity and amount.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Event(msgspec.Struct, frozen=True, tag_field="type", tag=True, gc=False):
+    ts: int
+
+
+# -- order commands ------------------------------------------------------------
+class OrderInitialized(Event, frozen=True, tag=True):
+    """An order was created by a strategy or an algorithm (the submit command)."""
+
+    client_order_id: str
+    instrument_id: str
+    strategy_id: str
+    side: int
+    order_type: str
+    quantity: int
+    price: int | None = None
+    trigger_price: int | None = None
+    time_in_force: str = "GTC"
+    expire_ts: int | None = None
+    post_only: bool = False
+    reduce_only: bool = False
+    parent_id: str | None = None
+    tags: str = ""
+
+
+class CancelOrder(Event, frozen=True, tag=True):
+    client_order_id: str
+    reason: str = ""
+
+
+class ModifyOrder(Event, frozen=True, tag=True):
+    client_order_id: str
+    quantity: int | None = None
+    price: int | None = None
+    trigger_price: int | None = None
+
+
+class CancelAllOrders(Event, frozen=True, tag=True):
+    instrument_id: str | None = None
+    reason: str = ""
+
+
+# -- order events ----------------------------------------------------------------
+class OrderDenied(Event, frozen=True, tag=True):
+    """The risk engine (or a pre-trade check) refused the order; it never left."""
+
+    client_order_id: str
+    code: str
+    reason: str
+
+
+class OrderSubmitted(Event, frozen=True, tag=True):
+    client_order_id: str
+
+
+class OrderAccepted(Event, frozen=True, tag=True):
+    client_order_id: str
+    venue_order_id: str
+
+
+class OrderRejected(Event, frozen=True, tag=True):
+    """The venue refused the order."""
+
+    client_order_id: str
+    reason: str
+
+
+class OrderPendingCancel(Event, frozen=True, tag=True):
+    client_order_id: str
+
+
+class OrderPendingUpdate(Event, frozen=True, tag=True):
+    client_order_id: str
+
+
+class OrderCanceled(Event, frozen=True, tag=True):
+    client_order_id: str
+    reason: str = ""
+
+
+class OrderExpired(Event, frozen=True, tag=True):
+    client_order_id: str
+
+
+class OrderTriggered(Event, frozen=True, tag=True):
+    """A stop order's trigger price was reached (a stop-limit now rests as a limit)."""
+
+    client_order_id: str
+
+
+class OrderUpdated(Event, frozen=True, tag=True):
+    client_order_id: str
+    quantity: int
+    price: int | None
+    trigger_price: int | None
+
+
+class OrderCancelRejected(Event, frozen=True, tag=True):
+    client_order_id: str
+    reason: str
+
+
+class OrderModifyRejected(Event, frozen=True, tag=True):
+    client_order_id: str
+    reason: str
+
+
+class OrderFilled(Event, frozen=True, tag=True):
+    """One execution against an order."""
+
+    client_order_id: str
+    instrument_id: str
+    strategy_id: str
+    trade_id: str
+    side: int
+    last_qty: int
+    last_px: int
+    fee: int
+    fee_currency: str
+    liquidity: str  # "MAKER" | "TAKER"
+
+
+OrderEvent = (
+    OrderDenied
+    | OrderSubmitted
+    | OrderAccepted
+    | OrderRejected
+    | OrderPendingCancel
+    | OrderPendingUpdate
+    | OrderCanceled
+    | OrderExpired
+    | OrderTriggered
+    | OrderUpdated
+    | OrderCancelRejected
+    | OrderModifyRejected
+    | OrderFilled
+)
+
+
+# -- session events --------------------------------------------------------------
+class SessionStarted(Event, frozen=True, tag=True):
+    """First record of a journal: what ran, on what, with which parameters."""
+
+    mode: str
+    config: str  # canonical JSON of the run configuration
+
+
+class SessionStopped(Event, frozen=True, tag=True):
+    reason: str
+
+
+class DataRejected(Event, frozen=True, tag=True):
+    """A market-data item was refused (bad value, out of order); nothing changed."""
+
+    instrument_id: str
+    reason: str
+
+
+AnyEvent = (
+    OrderInitialized
+    | CancelOrder
+    | ModifyOrder
+    | CancelAllOrders
+    | OrderDenied
+    | OrderSubmitted
+    | OrderAccepted
+    | OrderRejected
+    | OrderPendingCancel
+    | OrderPendingUpdate
+    | OrderCanceled
+    | OrderExpired
+    | OrderTriggered
+    | OrderUpdated
+    | OrderCancelRejected
+    | OrderModifyRejected
+    | OrderFilled
+    | SessionStarted
+    | SessionStopped
+    | DataRejected
+)
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+
+def encode(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode(payload: bytes | str) -> Event:
+    result: Event = _decoder.decode(payload)
+    return result
