@@ -26,7 +26,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -144,13 +144,35 @@ class TradeSeries:
 # -- reading ------------------------------------------------------------------------------
 
 
-def _read_table(path: Path) -> pa.Table:
+class _LazyParquet:
+    """Parquet columns read one at a time, so a large file never sits in memory whole."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = pq.ParquetFile(str(path))
+        self.column_names: list[str] = list(self._file.schema_arrow.names)
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        return self._file.read(columns=[name], use_threads=False).column(0)
+
+    def table(self) -> pa.Table:
+        return self._file.read()
+
+
+class Columns(Protocol):
+    """A table of named columns (a pyarrow Table or a lazily read Parquet file)."""
+
+    column_names: list[str]
+
+    def column(self, name: str) -> Any: ...
+
+
+def _read_table(path: Path) -> Columns:
     if not path.exists():
         raise DataError(f"{path}: no such file")
     name = path.name.lower()
     try:
         if name.endswith(".parquet"):
-            return pq.read_table(str(path))
+            return _LazyParquet(path)
         if name.endswith(".json") or name.endswith(".json.gz"):
             return _read_json_ohlcv(path)
         first = _first_line(path)
@@ -164,7 +186,8 @@ def _read_table(path: Path) -> pa.Table:
             table = table.rename_columns(
                 ["ts_ms", "open", "high", "low", "close", "volume"][: table.num_columns]
             )
-        return table
+        columns: Columns = table
+        return columns
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
 
@@ -190,7 +213,7 @@ def _all_text(path: Path, header: bool) -> pcsv.ConvertOptions:
     return pcsv.ConvertOptions(column_types={n: pa.string() for n in names})
 
 
-def _read_json_ohlcv(path: Path) -> pa.Table:
+def _read_json_ohlcv(path: Path) -> Columns:
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt") as fh:
         try:
@@ -200,9 +223,10 @@ def _read_json_ohlcv(path: Path) -> pa.Table:
     if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) >= 6 for r in rows):
         raise DataError(f"{path}: expected a JSON array of [ts_ms, o, h, l, c, v] rows")
     names = ["ts_ms", "open", "high", "low", "close", "volume"]
-    return pa.table(
+    table: Columns = pa.table(
         {n: pa.array([_num_text(r[i]) for r in rows], pa.string()) for i, n in enumerate(names)}
     )
+    return table
 
 
 def _num_text(v: Any) -> str:
@@ -211,7 +235,7 @@ def _num_text(v: Any) -> str:
     return str(v)
 
 
-def _raw_column(path: Path, table: pa.Table, name: str) -> I64:
+def _raw_column(path: Path, table: Columns, name: str) -> I64:
     col = table.column(name)
     if pa.types.is_floating(col.type):
         arr = col.to_numpy(zero_copy_only=False).astype(np.float64)
@@ -234,7 +258,7 @@ def _raw_column(path: Path, table: pa.Table, name: str) -> I64:
         ) from None
 
 
-def _int_column(path: Path, table: pa.Table, name: str) -> I64:
+def _int_column(path: Path, table: Columns, name: str) -> I64:
     col = table.column(name)
     if pa.types.is_timestamp(col.type):
         col = col.cast(pa.timestamp("ns", tz="UTC"))
@@ -245,13 +269,15 @@ def _int_column(path: Path, table: pa.Table, name: str) -> I64:
         raise DataError(f"{path}: column {name} must hold integers") from None
 
 
-def _filter_symbol(table: pa.Table, symbol: str | None, path: Path) -> pa.Table:
-    if "symbol" not in table.column_names or symbol is None:
-        return table
-    out = table.filter(pc.equal(table.column("symbol"), symbol))
-    if out.num_rows == 0:
-        known = sorted(set(table.column("symbol").to_pylist()))
-        raise DataError(f"{path}: no rows for symbol {symbol!r} (file has {known})")
+def _filter_eq(source: Columns, column: str, value: str | None, path: Path) -> Columns:
+    """Keep the rows whose ``column`` equals ``value`` (no-op without the column or value)."""
+    if value is None or column not in source.column_names:
+        return source
+    table: Any = source.table() if isinstance(source, _LazyParquet) else source
+    out: Columns = table.filter(pc.equal(table.column(column), value))
+    if out.num_rows == 0:  # type: ignore[attr-defined]
+        known = sorted(set(table.column(column).to_pylist()))
+        raise DataError(f"{path}: no rows with {column} {value!r} (file has {known})")
     return out
 
 
@@ -277,7 +303,7 @@ def load_bars(
 ) -> BarSeries:
     """Load and validate OHLCV bars; ``symbol`` picks one symbol of a multi-symbol file."""
     p = Path(path)
-    table = _filter_symbol(_read_table(p), symbol, p)
+    table = _filter_eq(_read_table(p), "symbol", symbol, p)
     cols = table.column_names
     if "open_time_ms" in cols:
         ts = _int_column(p, table, "open_time_ms") * NS_PER_MS
@@ -330,9 +356,8 @@ def load_trades(
 ) -> TradeSeries:
     """Load and validate trade ticks (see the module docstring for the layouts)."""
     p = Path(path)
-    table = _filter_symbol(_read_table(p), symbol, p)
-    if session is not None and "session" in table.column_names:
-        table = table.filter(pc.equal(table.column("session"), session))
+    table = _filter_eq(_read_table(p), "symbol", symbol, p)
+    table = _filter_eq(table, "session", session, p)
     cols = table.column_names
     if "local_ts_ns" in cols:
         ts = _int_column(p, table, "local_ts_ns")

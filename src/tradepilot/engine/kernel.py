@@ -35,6 +35,7 @@ from tradepilot.model.events import (
     DataRejected,
     Event,
     OrderFilled,
+    OrderInitialized,
     SessionStarted,
     SessionStopped,
 )
@@ -47,6 +48,7 @@ from tradepilot.venues.sim.models import FillModel, LatencyModel
 from tradepilot.venues.sim.venue import SimulatedVenue
 
 _ORDER_EVENT_FIELD = "client_order_id"
+FLATTEN_STRATEGY_ID = "flatten"
 
 
 @dataclass
@@ -106,6 +108,8 @@ class Engine:
         self.strategies = list(strategies)
         self._timers: dict[tuple[str, str], int] = {}
         self._stop_reason: str | None = None
+        self._flatten_on_stop = False
+        self._flattening = False
         self.events_processed = 0
         self.data_rejected = 0
         self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
@@ -154,9 +158,41 @@ class Engine:
 
         self.schedule(start_ns, lambda: fire(start_ns))
 
-    def stop(self, reason: str = "stopped") -> None:
-        """Ask the loop to stop after the current item (safe from a signal handler)."""
+    def stop(self, reason: str = "stopped", flatten: bool = False) -> None:
+        """Ask the loop to stop after the current item (safe from a signal handler).
+
+        With ``flatten`` the engine first cancels every open order and closes every
+        position with reduce-only market orders - sent through the risk engine like
+        any other order - and keeps consuming data until they are done.
+        """
         self._stop_reason = reason
+        self._flatten_on_stop = self._flatten_on_stop or flatten
+
+    def is_flat(self) -> bool:
+        no_positions = all(p.qty == 0 for p in self.portfolio.positions.values())
+        return no_positions and not self.orders.all_open()
+
+    def flatten(self, reason: str = "flatten") -> None:
+        """Cancel all open orders and close every position through the normal order path."""
+        self._flattening = True
+        self.orders.cancel_all(reason=reason)
+        now = self.clock.now()
+        for iid, pos in sorted(self.portfolio.positions.items()):
+            if pos.qty:
+                self.orders.submit(
+                    OrderInitialized(
+                        ts=now,
+                        client_order_id=self.orders.next_id(FLATTEN_STRATEGY_ID),
+                        instrument_id=iid,
+                        strategy_id=FLATTEN_STRATEGY_ID,
+                        side=-1 if pos.qty > 0 else 1,
+                        order_type="MARKET",
+                        quantity=abs(pos.qty),
+                        reduce_only=True,
+                        tags=reason,
+                    )
+                )
+        self._drain()
 
     # -- the loop ----------------------------------------------------------------------------------
     def start(self, config_json: str = "") -> None:
@@ -247,7 +283,13 @@ class Engine:
             if progress is not None and not count & 0x3FFF:
                 progress(count)
             if self._stop_reason is not None:
-                break
+                if not self._flatten_on_stop:
+                    break
+                if not self._flattening:
+                    self.flatten(f"flatten on stop: {self._stop_reason}")
+                    pacer = None  # close out as fast as the data allows
+                elif self.is_flat():
+                    break
         self.events_processed += count
         if progress is not None:
             progress(count)

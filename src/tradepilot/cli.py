@@ -1,0 +1,297 @@
+"""The ``tradepilot`` command: backtest, paper, data."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from tradepilot.analytics.summary import RunSummary
+from tradepilot.data import catalog
+from tradepilot.data.loaders import DataError
+from tradepilot.engine.clock import parse_duration
+from tradepilot.engine.sessions import CycleRecord, PaperSession, RunSpec, iso, run_backtest
+from tradepilot.persistence.journal import JournalError
+from tradepilot.strategy import registry
+
+app = typer.Typer(
+    help="tradepilot: signals in, risk-checked orders out. Backtest, paper and live on one engine.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+data_app = typer.Typer(help="List and import market data sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+err = Console(stderr=True)
+
+DataOpt = Annotated[
+    str, typer.Option("--data", "-d", help="Data set name (see `tradepilot data list`) or a file.")
+]
+StrategyOpt = Annotated[
+    str, typer.Option("--strategy", "-s", help=f"One of: {', '.join(registry.names())}.")
+]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", help="Strategy parameter key=value (repeatable)."),
+]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def _spec(
+    data: str,
+    strategy: str,
+    param: list[str] | None,
+    start: str | None,
+    end: str | None,
+    capital: str,
+    fee_bps: str | None,
+    latency_ms: float,
+    jitter_ms: float,
+    seed: int,
+    slippage_ticks: int,
+    limit_fill: str,
+) -> RunSpec:
+    if limit_fill not in ("touch", "through"):
+        _fail("--limit-fill must be 'touch' or 'through'")
+    return RunSpec(
+        dataset=data,
+        strategy=strategy,
+        params=registry.parse_params(param or []),
+        start=start,
+        end=end,
+        capital=capital,
+        fee_bps=fee_bps,
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        seed=seed,
+        slippage_ticks=slippage_ticks,
+        limit_fill=limit_fill,
+    )
+
+
+def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def summary_table(s: RunSummary, title: str) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows = [
+        ("period", f"{iso(s.start)} -> {iso(s.end)}"),
+        ("events", f"{s.events:,}"),
+        (
+            "orders",
+            f"{s.orders:,} ({s.filled_orders:,} filled, {s.canceled_orders:,} cancelled, "
+            f"{s.denied_orders:,} denied, {s.rejected_orders:,} rejected)",
+        ),
+        ("fills", f"{s.fills:,}"),
+        ("fees", s.fees),
+        ("traded notional", s.traded_notional),
+        ("start equity", s.start_equity),
+        ("end equity", s.end_equity),
+        ("return", _fmt(s.return_pct, 3, " %")),
+        ("max drawdown", _fmt(s.max_drawdown_pct, 3, " %")),
+        ("Sharpe", _fmt(s.sharpe, 3)),
+        ("Sortino", _fmt(s.sortino, 3)),
+        ("round trips", f"{s.round_trips:,}"),
+        ("win rate", _fmt(s.win_rate_pct, 1, " %")),
+        ("profit factor", _fmt(s.profit_factor, 3)),
+    ]
+    for code, n in sorted(s.denials.items()):
+        rows.append((f"denied: {code}", f"{n:,}"))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+@app.command()
+def backtest(
+    data: DataOpt = catalog.DEFAULT_DATASET,
+    strategy: StrategyOpt = "ema_cross",
+    param: ParamOpt = None,
+    start: Annotated[str | None, typer.Option(help="First bar (ISO date/time, UTC).")] = None,
+    end: Annotated[str | None, typer.Option(help="End of the range, exclusive.")] = None,
+    capital: Annotated[str, typer.Option(help="Starting cash in the quote currency.")] = "100000",
+    fee_bps: Annotated[str | None, typer.Option(help="Maker and taker fee, bps.")] = None,
+    latency_ms: Annotated[float, typer.Option(help="Order latency, ms.")] = 0.0,
+    jitter_ms: Annotated[float, typer.Option(help="Random extra latency, up to ms.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the latency model.")] = 0,
+    slippage_ticks: Annotated[int, typer.Option(help="Market-order slippage, ticks.")] = 0,
+    limit_fill: Annotated[str, typer.Option(help="touch | through")] = "touch",
+    journal: Annotated[
+        Path | None, typer.Option(help="SQLite journal to write (default runs/backtest.db).")
+    ] = Path("runs/backtest.db"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run a strategy over historical data and print a summary."""
+    try:
+        spec = _spec(
+            data,
+            strategy,
+            param,
+            start,
+            end,
+            capital,
+            fee_bps,
+            latency_ms,
+            jitter_ms,
+            seed,
+            slippage_ticks,
+            limit_fill,
+        )
+        if json_out:
+            _, summary = run_backtest(spec, journal)
+            console.print_json(json.dumps(summary.to_dict()))
+            return
+        with Progress(
+            TextColumn("[bold]backtest[/] {task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,} events"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        ) as progress:
+            task = progress.add_task(f"{strategy} on {data}", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            prepared, summary = run_backtest(spec, journal, on_progress)
+    except (ValueError, DataError, JournalError) as exc:
+        _fail(str(exc))
+        return
+    console.print(summary_table(summary, f"{strategy} on {prepared.dataset.name}"))
+    if journal is not None:
+        console.print(f"journal: {journal}")
+
+
+@app.command()
+def paper(
+    data: DataOpt = catalog.DEFAULT_DATASET,
+    strategy: StrategyOpt = "momentum",
+    param: ParamOpt = None,
+    speed: Annotated[float, typer.Option(help="Market seconds per wall second.")] = 600.0,
+    duration: Annotated[str, typer.Option(help="Market time to run, e.g. 24h.")] = "24h",
+    cycle: Annotated[str, typer.Option(help="Cycle (status/log) interval, e.g. 300s.")] = "300s",
+    start: Annotated[str | None, typer.Option(help="Start of the replay (ISO, UTC).")] = None,
+    capital: Annotated[str, typer.Option(help="Starting cash in the quote currency.")] = "100000",
+    fee_bps: Annotated[str | None, typer.Option(help="Maker and taker fee, bps.")] = None,
+    latency_ms: Annotated[float, typer.Option(help="Order latency, ms.")] = 0.0,
+    log: Annotated[Path, typer.Option(help="JSON-lines cycle log.")] = Path("runs/paper.jsonl"),
+    journal: Annotated[Path | None, typer.Option(help="SQLite journal.")] = Path("runs/paper.db"),
+    flatten_on_stop: Annotated[
+        bool, typer.Option(help="On SIGINT/SIGTERM close positions before stopping.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="Do not print each cycle.")] = False,
+) -> None:
+    """Run a continuous paper session on replayed data with simulated fills."""
+    try:
+        spec = _spec(
+            data, strategy, param, start, None, capital, fee_bps, latency_ms, 0.0, 0, 0, "touch"
+        )
+        session = PaperSession(
+            spec,
+            speed=speed,
+            duration_ns=parse_duration(duration),
+            cycle_ns=parse_duration(cycle),
+            log_path=log,
+            journal_path=journal,
+            flatten_on_stop=flatten_on_stop,
+            on_cycle=None if quiet else _print_cycle,
+        )
+    except (ValueError, DataError, JournalError) as exc:
+        _fail(str(exc))
+        return
+    err.print(
+        f"paper session: {strategy} on {session.prepared.dataset.name}, {duration} of market "
+        f"time at {speed:g}x, cycle {cycle}; Ctrl-C stops"
+        + (" and flattens" if flatten_on_stop else "")
+    )
+    report = session.run()
+    s = summarize_from_report(report)
+    console.print(summary_table(s, f"paper session ({report['stop_reason']})"))
+    console.print(f"cycle log: {log}\nreport: {session.report_path}")
+
+
+def summarize_from_report(report: dict[str, object]) -> RunSummary:
+    data = dict(report["summary"])  # type: ignore[call-overload]
+    for key in ("sharpe", "sortino", "win_rate_pct", "profit_factor"):
+        if data.get(key) is None:
+            data[key] = float("nan")
+    return RunSummary(**data)
+
+
+def _print_cycle(rec: CycleRecord) -> None:
+    console.print(
+        f"{rec.timestamp}  value {rec.portfolio_value:>14}  ret {rec.return_pct:+8.3f}%  "
+        f"pos {rec.position:>10}  px {rec.price or '-':>10}  signal {rec.signal or '-':<5} "
+        f"conf {_fmt(rec.confidence, 2)}  mom {_fmt(rec.momentum_pct, 3)}%  trades {rec.trades}",
+        highlight=False,
+    )
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """Show the bundled and imported data sets."""
+    table = Table(title="data sets")
+    for col in ("name", "kind", "instrument", "source", "description"):
+        table.add_column(col)
+    for ds in catalog.all_datasets():
+        table.add_row(
+            ds.name,
+            ds.kind,
+            f"{ds.symbol}.{ds.venue}",
+            "bundled" if ds.bundled else "imported",
+            ds.description,
+        )
+    console.print(table)
+
+
+@data_app.command("import")
+def data_import(
+    path: Annotated[Path, typer.Argument(help="CSV/Parquet/JSON file to import.")],
+    name: Annotated[str, typer.Option(help="Name to give the data set.")],
+    kind: Annotated[str, typer.Option(help="bars | trades")] = "bars",
+    symbol: Annotated[str, typer.Option(help="Instrument symbol, e.g. BTCUSDT.")] = "BTCUSDT",
+    base: Annotated[str, typer.Option(help="Base currency.")] = "BTC",
+    quote: Annotated[str, typer.Option(help="Quote currency.")] = "USDT",
+    tick_size: Annotated[str, typer.Option(help="Price increment.")] = "0.01",
+    lot_size: Annotated[str, typer.Option(help="Quantity increment.")] = "0.00001",
+    series_symbol: Annotated[
+        str | None, typer.Option(help="Pick this symbol from a multi-symbol file.")
+    ] = None,
+) -> None:
+    """Validate a file and add it to the local data sets."""
+    try:
+        ds = catalog.import_file(
+            path, name, kind, symbol, base, quote, tick_size, lot_size, series_symbol=series_symbol
+        )
+    except (ValueError, DataError, OSError) as exc:
+        _fail(str(exc))
+        return
+    console.print(f"imported {ds.name}: {ds.description}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""Backtest and paper sessions: build an engine from a run specification and drive it.
+
+Both modes build the same :class:`~tradepilot.engine.kernel.Engine` with the same
+strategy and venue objects; a paper session only adds a pacer (market time runs
+``speed`` times faster than wall time), a cycle log and signal handling.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from tradepilot.analytics.summary import RunSummary, summarize
+from tradepilot.data.catalog import DEFAULT_DATASET, Dataset, find
+from tradepilot.data.loaders import BarSeries, TradeSeries
+from tradepilot.engine.clock import NS_PER_SECOND
+from tradepilot.engine.kernel import Engine, EngineConfig
+from tradepilot.model import fixed
+from tradepilot.model.instrument import Instrument
+from tradepilot.persistence.journal import Journal, NullJournal, SqliteJournal
+from tradepilot.strategy import registry
+from tradepilot.venues.sim.models import FillModel
+
+
+@dataclass
+class RunSpec:
+    """What to run: data, strategy, money, costs. Serialised into the journal's first record."""
+
+    dataset: str = DEFAULT_DATASET
+    strategy: str = "ema_cross"
+    params: dict[str, str] = field(default_factory=dict)
+    start: str | None = None
+    end: str | None = None
+    capital: str = "100000"
+    fee_bps: str | None = None
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    seed: int = 0
+    slippage_ticks: int = 0
+    limit_fill: str = "touch"
+
+    def canonical_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+
+def parse_time(text: str) -> int:
+    """ISO date or datetime (UTC unless it says otherwise) -> ns since the epoch."""
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"not a date or time: {text!r} (use e.g. 2021-05-18 or 2021-05-18T12:00)"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp()) * NS_PER_SECOND + dt.microsecond * 1000
+
+
+def iso(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / NS_PER_SECOND, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Prepared:
+    dataset: Dataset
+    instrument: Instrument
+    series: BarSeries | TradeSeries
+    engine: Engine
+
+
+def prepare(spec: RunSpec, journal: Journal | None = None, mode: str = "backtest") -> Prepared:
+    """Load the data, build the strategy and the engine. Raises ValueError on bad input."""
+    ds = find(spec.dataset)
+    inst = ds.instrument(spec.fee_bps)
+    series: BarSeries | TradeSeries
+    series = ds.load_bars(inst.id) if ds.kind == "bars" else ds.load_trades(inst.id)
+    start = parse_time(spec.start) if spec.start else None
+    end = parse_time(spec.end) if spec.end else None
+    if start is not None and end is not None and end <= start:
+        raise ValueError("the end of the date range must be after its start")
+    if start is not None or end is not None:
+        series = series.between(start, end)
+    if len(series) == 0:
+        raise ValueError("no data in the requested date range")
+    strategy = registry.build(spec.strategy, inst.id, spec.params)
+    if fixed.to_raw(spec.capital) <= 0:
+        raise ValueError("capital must be positive")
+    if spec.latency_ms < 0 or spec.jitter_ms < 0:
+        raise ValueError("latency cannot be negative")
+    config = EngineConfig(
+        starting_balances={inst.quote: spec.capital},
+        base_currency=inst.quote,
+        fill_model=FillModel(
+            limit_fill=spec.limit_fill,  # type: ignore[arg-type]
+            market_slippage_ticks=spec.slippage_ticks,
+            bar_slippage_ticks=spec.slippage_ticks,
+        ),
+        latency_ns=int(spec.latency_ms * 1_000_000),
+        latency_jitter_ns=int(spec.jitter_ms * 1_000_000),
+        seed=spec.seed,
+        mode=mode,
+    )
+    engine = Engine([inst], [strategy], config, journal=journal or NullJournal())
+    return Prepared(ds, inst, series, engine)
+
+
+def open_journal(path: str | Path | None) -> Journal:
+    if path is None:
+        return NullJournal()
+    p = Path(path)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{p}{suffix}").unlink(missing_ok=True)
+    return SqliteJournal(p)
+
+
+def run_backtest(
+    spec: RunSpec,
+    journal_path: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Prepared, RunSummary]:
+    """Run a backtest to the end of its data; the journal (if any) is rewritten."""
+    journal = open_journal(journal_path)
+    prepared = prepare(spec, journal)
+    total = len(prepared.series)
+    prepared.engine.run(
+        prepared.series,
+        progress=(lambda n: progress(n, total)) if progress else None,
+        config_json=spec.canonical_json(),
+    )
+    journal.close()
+    return prepared, summarize(prepared.engine)
+
+
+class ReplayPacer:
+    """Holds replayed data back so market time runs ``speed`` times faster than wall time.
+
+    This is the edge where a paper session meets the wall clock; the engine itself
+    still reads time only from its own clock.
+    """
+
+    def __init__(self, speed: float, sleep: Callable[[float], None] = time.sleep) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = speed
+        self._sleep = sleep
+        self._origin: tuple[int, float] | None = None
+
+    def __call__(self, ts: int) -> None:
+        now = time.monotonic()
+        if self._origin is None:
+            self._origin = (ts, now)
+            return
+        data0, wall0 = self._origin
+        wait = (ts - data0) / NS_PER_SECOND / self.speed - (now - wall0)
+        if wait > 0:
+            self._sleep(wait)
+
+
+@dataclass
+class CycleRecord:
+    timestamp: str
+    portfolio_value: str
+    return_pct: float
+    position: str
+    price: str | None
+    signal: str | None
+    confidence: float | None
+    momentum_pct: float | None
+    trades: int
+    open_orders: int
+    extra: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+class PaperSession:
+    """A continuous session on replayed data, paced by the clock, logged every cycle."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        speed: float,
+        duration_ns: int | None,
+        cycle_ns: int,
+        log_path: str | Path,
+        journal_path: str | Path | None = None,
+        flatten_on_stop: bool = False,
+        report_path: str | Path | None = None,
+        on_cycle: Callable[[CycleRecord], None] | None = None,
+    ) -> None:
+        if cycle_ns <= 0:
+            raise ValueError("cycle must be positive")
+        self.spec = spec
+        self.journal = open_journal(journal_path)
+        self.prepared = prepare(spec, self.journal, mode="paper")
+        series = self.prepared.series
+        start = series.start_ns if isinstance(series, BarSeries) else int(series.ts[0])
+        if duration_ns is not None:
+            if duration_ns <= 0:
+                raise ValueError("duration must be positive")
+            series = series.between(start, start + duration_ns + 1)
+        self.series: Iterable[Any] = series
+        self.start_ns = start
+        self.pacer = ReplayPacer(speed)
+        self.cycle_ns = cycle_ns
+        self.log_path = Path(log_path)
+        self.report_path = (
+            Path(report_path) if report_path else self.log_path.with_suffix(".report.json")
+        )
+        self.flatten_on_stop = flatten_on_stop
+        self.on_cycle = on_cycle
+        self.cycles = 0
+        self.stop_reason = "end of data"
+        self._log: TextIO | None = None
+
+    # -- cycle log ------------------------------------------------------------------------
+    def record(self, ts: int) -> CycleRecord:
+        engine = self.prepared.engine
+        pf = engine.portfolio
+        iid = self.prepared.instrument.id
+        equity = pf.equity()
+        start_eq = pf.starting_equity or equity
+        status = engine.strategies[0].status() if engine.strategies else {}
+        price = pf.last_price(iid)
+        extra = {
+            k: v for k, v in status.items() if k not in ("signal", "confidence", "momentum_pct")
+        }
+        return CycleRecord(
+            timestamp=iso(ts),
+            portfolio_value=fixed.to_str(equity),
+            return_pct=round((equity / start_eq - 1.0) * 100.0, 4) if start_eq else 0.0,
+            position=fixed.to_str(pf.position_qty(iid)),
+            price=fixed.to_str(price) if price is not None else None,
+            signal=_opt_str(status.get("signal")),
+            confidence=_opt_float(status.get("confidence")),
+            momentum_pct=_opt_float(status.get("momentum_pct")),
+            trades=pf.fill_count,
+            open_orders=len(engine.orders.all_open()),
+            extra=extra,
+        )
+
+    def _cycle(self, ts: int) -> None:
+        rec = self.record(ts)
+        self.cycles += 1
+        if self._log is not None:
+            self._log.write(rec.to_json() + "\n")
+            self._log.flush()
+        if self.on_cycle is not None:
+            self.on_cycle(rec)
+
+    # -- running ------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        self.stop_reason = name
+        self.prepared.engine.stop(name, flatten=self.flatten_on_stop)
+
+    def run(self) -> dict[str, Any]:
+        engine = self.prepared.engine
+        engine.every(self.cycle_ns, self._cycle, self.start_ns + self.cycle_ns)
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        wall0 = time.monotonic()
+        try:
+            with self.log_path.open("a") as log:
+                self._log = log
+                engine.run(
+                    self.series,
+                    pacer=self.pacer,
+                    flush_every_item=True,
+                    config_json=self.spec.canonical_json(),
+                )
+                self._cycle(engine.clock.now())  # the final state, whatever the cycle phase
+                self._log = None
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.journal.close()
+        report = self.report(time.monotonic() - wall0)
+        self.report_path.write_text(json.dumps(report, indent=2))
+        return report
+
+    def report(self, wall_seconds: float) -> dict[str, Any]:
+        engine = self.prepared.engine
+        summary = summarize(engine)
+        return {
+            "mode": "paper",
+            "stop_reason": self.stop_reason,
+            "spec": asdict(self.spec),
+            "market_start": iso(self.start_ns),
+            "market_end": iso(engine.clock.now()),
+            "wall_seconds": round(wall_seconds, 3),
+            "cycles": self.cycles,
+            "summary": summary.to_dict(),
+            "positions": {
+                iid: pos.to_dict(engine.portfolio.last_price(iid))
+                for iid, pos in engine.portfolio.positions.items()
+            },
+            "balances": engine.portfolio.account.snapshot(),
+            "cycle_log": str(self.log_path),
+        }
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _opt_float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
