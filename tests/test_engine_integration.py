@@ -41,8 +41,9 @@ def test_w1_on_real_candles_matches_the_reference() -> None:
 
 
 def test_same_input_gives_a_byte_identical_journal(tmp_path: Path) -> None:
-    spec = RunSpec(strategy="momentum", params={"threshold_pct": "0.5"}, latency_ms=250,
-                   jitter_ms=500, seed=7)
+    spec = RunSpec(
+        strategy="momentum", params={"threshold_pct": "0.5"}, latency_ms=250, jitter_ms=500, seed=7
+    )
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     _, first = run_backtest(spec, a)
     _, second = run_backtest(spec, b)
@@ -53,8 +54,9 @@ def test_same_input_gives_a_byte_identical_journal(tmp_path: Path) -> None:
 
 
 def test_a_different_seed_changes_the_journal(tmp_path: Path) -> None:
-    base = RunSpec(strategy="momentum", params={"threshold_pct": "0.5"}, latency_ms=250,
-                   jitter_ms=5000)
+    base = RunSpec(
+        strategy="momentum", params={"threshold_pct": "0.5"}, latency_ms=250, jitter_ms=5000
+    )
     run_backtest(base, tmp_path / "a.db")
     run_backtest(RunSpec(**{**base.__dict__, "seed": 1}), tmp_path / "b.db")
     assert digest(tmp_path / "a.db") != digest(tmp_path / "b.db")
@@ -96,7 +98,10 @@ def test_journal_replay_rebuilds_orders_and_positions() -> None:
                 position.apply_fill(event.side, event.last_qty, event.last_px, event.fee, event.ts)
     live = engine.portfolio.positions[inst.id]
     assert (position.qty, position.cost, position.realized_pnl, position.fees) == (
-        live.qty, live.cost, live.realized_pnl, live.fees
+        live.qty,
+        live.cost,
+        live.realized_pnl,
+        live.fees,
     )
     assert {c: o.status for c, o in orders.items()} == {
         c: o.status for c, o in engine.orders.orders.items()
@@ -106,8 +111,12 @@ def test_journal_replay_rebuilds_orders_and_positions() -> None:
 def _cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TRADEPILOT_HOME": str(cwd / "home"), "COLUMNS": "120"}
     return subprocess.run(
-        [sys.executable, "-m", "tradepilot.cli", *args], cwd=cwd, env=env, text=True,
-        capture_output=True, timeout=timeout,
+        [sys.executable, "-m", "tradepilot.cli", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
     )
 
 
@@ -155,22 +164,54 @@ def test_cli_data_list_and_import(tmp_path: Path) -> None:
 def test_paper_session_logs_cycles_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     env = {**os.environ, "TRADEPILOT_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tradepilot.cli", "paper", "--speed", "3000", "--duration", "24h",
-         "--cycle", "300s", "--log", "cycles.jsonl", "--journal", "paper.db", "--quiet",
-         "--flatten-on-stop", "--param", "threshold_pct=0.3"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tradepilot.cli",
+            "paper",
+            "--speed",
+            "3000",
+            "--duration",
+            "24h",
+            "--cycle",
+            "300s",
+            "--log",
+            "cycles.jsonl",
+            "--journal",
+            "paper.db",
+            "--quiet",
+            "--flatten-on-stop",
+            "--param",
+            "threshold_pct=0.3",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     log = tmp_path / "cycles.jsonl"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 20):
+    while time.monotonic() < deadline and (
+        not log.exists() or len(log.read_text().splitlines()) < 20
+    ):
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(records) >= 20
-    for key in ("timestamp", "portfolio_value", "return_pct", "position", "price", "signal",
-                "confidence", "momentum_pct", "trades"):
+    for key in (
+        "timestamp",
+        "portfolio_value",
+        "return_pct",
+        "position",
+        "price",
+        "signal",
+        "confidence",
+        "momentum_pct",
+        "trades",
+    ):
         assert key in records[0]
     report = json.loads((tmp_path / "cycles.report.json").read_text())
     assert report["stop_reason"] == "SIGINT"
