@@ -150,6 +150,38 @@ OrderEvent = (
 )
 
 
+# -- parent orders (execution algorithms) -------------------------------------------
+class ParentOrderStarted(Event, frozen=True, tag=True):
+    """An execution algorithm took a parent order; children carry ``parent_id``."""
+
+    parent_id: str
+    instrument_id: str
+    strategy_id: str
+    side: int
+    quantity: int
+    algorithm: str
+    params: str  # canonical JSON of the algorithm's parameters
+    arrival_px: int | None  # mid (or last) when the parent was decided
+    urgency: str = "normal"
+
+
+class ParentOrderProgress(Event, frozen=True, tag=True):
+    parent_id: str
+    filled_qty: int
+    remaining_qty: int
+    avg_px: int | None
+
+
+class ParentOrderFinished(Event, frozen=True, tag=True):
+    """A parent order ended: ``state`` is DONE, CANCELLED or FAILED (with a reason)."""
+
+    parent_id: str
+    state: str
+    filled_qty: int
+    avg_px: int | None
+    reason: str = ""
+
+
 # -- session events --------------------------------------------------------------
 class SessionStarted(Event, frozen=True, tag=True):
     """First record of a journal: what ran, on what, with which parameters."""
@@ -187,6 +219,9 @@ AnyEvent = (
     | OrderCancelRejected
     | OrderModifyRejected
     | OrderFilled
+    | ParentOrderStarted
+    | ParentOrderProgress
+    | ParentOrderFinished
     | SessionStarted
     | SessionStopped
     | DataRejected
