@@ -5,26 +5,65 @@ gap-free sequence number. Appends are buffered and written in one transaction
 per :meth:`flush` (group commit); the kernel flushes once per loop iteration in
 paper and live mode and in large batches in a backtest.
 
-The SQLite journal runs in WAL mode. Rows hold only what the engine decided -
-sequence, event time, kind and the event's canonical JSON - and nothing from the
-wall clock, so the same backtest on the same input writes the same rows.
+Two backends share one behaviour: :class:`SqliteJournal` (the default, one
+session per file, WAL mode) and
+:class:`~tradepilot.persistence.postgres.PostgresJournal` (many sessions in one
+database). :func:`open_journal` picks one from a path or URL.
+
+Each flush is one *batch*: its rows carry the batch number, and a ``batches``
+record written in the same transaction holds the batch's last sequence number,
+row count and CRC-32 of its payloads. On open, an incomplete last batch (a
+truncated or corrupted tail) is discarded with a warning and appending resumes
+after the last complete batch (see :mod:`tradepilot.persistence.integrity`).
+
+Rows hold only what the engine decided - sequence, event time, kind and the
+event's canonical JSON - and nothing from the wall clock, so the same backtest
+on the same input writes the same rows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 from tradepilot.model.events import Event, decode, encode
+from tradepilot.persistence.integrity import (
+    BatchRecord,
+    JournalError,
+    JournalRecoveryWarning,
+    check_batches,
+    recover_tail,
+)
 
-SCHEMA_VERSION = 1
+__all__ = [
+    "SCHEMA_VERSION",
+    "BatchRecord",
+    "Journal",
+    "JournalError",
+    "JournalRecoveryWarning",
+    "MemoryJournal",
+    "NullJournal",
+    "PersistentJournal",
+    "SqliteJournal",
+    "digest",
+    "digest_rows",
+    "is_postgres_url",
+    "open_journal",
+    "read_events",
+]
 
+#: Version of the SQLite journal schema this code writes (``meta.schema_version``).
+#: 1: events(seq, ts, kind, payload). 2: + events.batch, the batches table, meta.session.
+SCHEMA_VERSION = 2
 
-class JournalError(RuntimeError):
-    pass
+DEFAULT_SESSION = "main"
+
+Row = tuple[int, int, str, bytes]
 
 
 class Journal(Protocol):
@@ -33,6 +72,38 @@ class Journal(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class PersistentJournal(Journal, Protocol):
+    """A journal that stores its rows and can read them back (both backends)."""
+
+    @property
+    def session(self) -> str: ...
+
+    @property
+    def last_seq(self) -> int: ...
+
+    @property
+    def last_batch(self) -> int: ...
+
+    def rows(self, after_seq: int = 0) -> Iterator[Row]: ...
+
+    def events(self, after_seq: int = 0) -> Iterator[Event]: ...
+
+    def batches(self) -> list[BatchRecord]: ...
+
+    def digest(self) -> str: ...
+
+    def verify(self) -> list[str]: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 class NullJournal:
@@ -67,70 +138,253 @@ class MemoryJournal:
         return [decode(payload) for *_, payload in self.rows]
 
 
-class SqliteJournal:
-    """Journal in a SQLite file (WAL). ``batch_size`` bounds the in-memory buffer."""
+def digest_rows(rows: Iterable[Row]) -> str:
+    """SHA-256 over journal rows ``(seq, ts, kind, payload)`` in order.
 
-    def __init__(self, path: str | Path, batch_size: int = 4096) -> None:
+    Covers the content only - not the session name nor how rows were grouped
+    into batches - so equal digests mean equal journals, whatever the backend.
+    """
+    h = hashlib.sha256()
+    for seq, ts, kind, payload in rows:
+        h.update(f"{seq}|{ts}|{kind}|".encode())
+        h.update(payload)
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+# -- SQLite ------------------------------------------------------------------------------------
+_SQLITE_TABLES = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS events (
+        seq INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        batch INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS batches (
+        batch INTEGER PRIMARY KEY,
+        last_seq INTEGER NOT NULL,
+        n_rows INTEGER NOT NULL,
+        checksum INTEGER NOT NULL
+    )""",
+)
+_INSERT_ROWS = "INSERT INTO events(seq, ts, kind, payload, batch) VALUES (?, ?, ?, ?, ?)"
+_INSERT_BATCH = "INSERT INTO batches(batch, last_seq, n_rows, checksum) VALUES (?, ?, ?, ?)"
+
+
+def _sqlite_schema_version(conn: sqlite3.Connection) -> int | None:
+    """The file's schema version; ``None`` for a new (empty) database."""
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    if "meta" in tables:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is not None:
+            try:
+                return int(row[0])
+            except ValueError:
+                raise JournalError(f"unreadable journal schema version {row[0]!r}") from None
+    if "events" in tables:
+        return 1
+    return None
+
+
+def _sqlite_migrate_1_to_2(conn: sqlite3.Connection, session: str) -> None:
+    """All rows of a version-1 journal become batch 1 (one complete batch)."""
+    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("ALTER TABLE events ADD COLUMN batch INTEGER NOT NULL DEFAULT 1")
+    conn.execute(_SQLITE_TABLES[2])
+    n_rows, last_seq = conn.execute("SELECT COUNT(*), MAX(seq) FROM events").fetchone()
+    if n_rows:
+        crc = 0
+        for (payload,) in conn.execute("SELECT payload FROM events ORDER BY seq"):
+            crc = zlib.crc32(payload, crc)
+        conn.execute(_INSERT_BATCH, (1, last_seq, n_rows, crc))
+    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('session', ?)", (session,))
+
+
+_SQLITE_MIGRATIONS = {1: _sqlite_migrate_1_to_2}
+
+
+class _SqliteTail:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def last_batch(self) -> BatchRecord | None:
+        row = self.conn.execute(
+            "SELECT batch, last_seq, n_rows, checksum FROM batches ORDER BY batch DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else BatchRecord(*row)
+
+    def previous_batch(self, batch: int) -> BatchRecord | None:
+        row = self.conn.execute(
+            "SELECT batch, last_seq, n_rows, checksum FROM batches WHERE batch < ? "
+            "ORDER BY batch DESC LIMIT 1",
+            (batch,),
+        ).fetchone()
+        return None if row is None else BatchRecord(*row)
+
+    def count_after(self, seq: int) -> int:
+        count: int = self.conn.execute(
+            "SELECT COUNT(*) FROM events WHERE seq > ?", (seq,)
+        ).fetchone()[0]
+        return count
+
+    def rows_between(self, after_seq: int, last_seq: int) -> list[tuple[int, int, bytes]]:
+        return self.conn.execute(
+            "SELECT seq, batch, payload FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
+            (after_seq, last_seq),
+        ).fetchall()
+
+    def discard(self, after_seq: int, from_batch: int) -> None:
+        self.conn.execute("DELETE FROM events WHERE seq > ?", (after_seq,))
+        self.conn.execute("DELETE FROM batches WHERE batch >= ?", (from_batch,))
+
+
+class SqliteJournal:
+    """Journal of one session in a SQLite file (WAL).
+
+    ``session`` names the journal; a new file records it, an existing one must
+    hold the same session (``None``: whichever it holds, ``"main"`` for a new
+    file). ``batch_size`` bounds the in-memory buffer: a full buffer is flushed
+    as one batch.
+    """
+
+    def __init__(
+        self, path: str | Path, session: str | None = None, batch_size: int = 4096
+    ) -> None:
+        if session is not None and not session:
+            raise JournalError("a journal session name must not be empty")
+        if batch_size < 1:
+            raise JournalError(f"batch_size must be positive, not {batch_size}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(self.path), isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS events (
-                seq INTEGER PRIMARY KEY,
-                ts INTEGER NOT NULL,
-                kind TEXT NOT NULL,
-                payload BLOB NOT NULL
-            );
-            """
-        )
-        row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self._conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        elif int(row[0]) > SCHEMA_VERSION:
-            self._conn.close()
-            raise JournalError(
-                f"journal {self.path.name} has schema version {row[0]}, newer than this "
-                f"tradepilot understands ({SCHEMA_VERSION}); upgrade tradepilot to read it"
-            )
-        last = self._conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
-        self._seq = int(last or 0)
-        self._buffer: list[tuple[int, int, str, bytes]] = []
+        try:
+            conn = sqlite3.connect(str(self.path), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._session = self._prepare(conn, session)
+                last = recover_tail(_SqliteTail(conn), f"journal {self.path}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self._seq = last.last_seq if last is not None else 0
+        self._batch = last.batch if last is not None else 0
+        self._buffer: list[tuple[int, int, str, bytes, int]] = []
         self._batch_size = batch_size
+        self._closed = False
+
+    def _prepare(self, conn: sqlite3.Connection, session: str | None) -> str:
+        """Create, check or migrate the schema; return the session name."""
+        version = _sqlite_schema_version(conn)
+        if version is None:
+            for ddl in _SQLITE_TABLES:
+                conn.execute(ddl)
+            stored = session or DEFAULT_SESSION
+            conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)",
+                [("schema_version", str(SCHEMA_VERSION)), ("session", stored)],
+            )
+            return stored
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path} has schema version {version}, newer than this "
+                f"tradepilot understands ({SCHEMA_VERSION}); upgrade tradepilot to open it"
+            )
+        while version < SCHEMA_VERSION:
+            _SQLITE_MIGRATIONS[version](conn, session or DEFAULT_SESSION)
+            version += 1
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(version),),
+            )
+        row = conn.execute("SELECT value FROM meta WHERE key='session'").fetchone()
+        stored = row[0] if row is not None else DEFAULT_SESSION
+        if session is not None and session != stored:
+            raise JournalError(
+                f"journal {self.path} holds session {stored!r}, not {session!r} "
+                "(a SQLite journal stores one session per file)"
+            )
+        return str(stored)
+
+    @property
+    def session(self) -> str:
+        return self._session
 
     @property
     def last_seq(self) -> int:
+        """Sequence number of the last appended event (flushed or not)."""
         return self._seq
 
+    @property
+    def last_batch(self) -> int:
+        """Number of the last batch written."""
+        return self._batch
+
     def append(self, event: Event) -> None:
-        self._seq += 1
-        self._buffer.append((self._seq, event.ts, type(event).__name__, encode(event)))
-        if len(self._buffer) >= self._batch_size:
+        self._seq = seq = self._seq + 1
+        buffer = self._buffer
+        buffer.append((seq, event.ts, type(event).__name__, encode(event), self._batch + 1))
+        if len(buffer) >= self._batch_size:
             self.flush()
 
     def flush(self) -> None:
-        if not self._buffer:
+        """Write the buffered events as one batch, in one transaction."""
+        buffer = self._buffer
+        if not buffer:
             return
+        batch = self._batch + 1
+        crc = zlib.crc32(b"".join([row[3] for row in buffer]))
         conn = self._conn
         conn.execute("BEGIN")
-        conn.executemany(
-            "INSERT INTO events(seq, ts, kind, payload) VALUES (?, ?, ?, ?)", self._buffer
-        )
-        conn.execute("COMMIT")
-        self._buffer.clear()
+        try:
+            conn.executemany(_INSERT_ROWS, buffer)
+            conn.execute(_INSERT_BATCH, (batch, self._seq, len(buffer), crc))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._buffer = []
+        self._batch = batch
 
     def close(self) -> None:
-        self.flush()
-        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._conn.close()
+        if self._closed:
+            return
+        try:
+            self.flush()
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._closed = True
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     # -- reading ---------------------------------------------------------------------------
-    def rows(self, after_seq: int = 0) -> Iterator[tuple[int, int, str, bytes]]:
+    def rows(self, after_seq: int = 0) -> Iterator[Row]:
+        """``(seq, ts, kind, payload)`` of every event after ``after_seq``, in order."""
         self.flush()
         cur = self._conn.execute(
             "SELECT seq, ts, kind, payload FROM events WHERE seq > ? ORDER BY seq", (after_seq,)
@@ -141,29 +395,73 @@ class SqliteJournal:
         for *_, payload in self.rows(after_seq):
             yield decode(payload)
 
+    def batches(self) -> list[BatchRecord]:
+        self.flush()
+        return [
+            BatchRecord(*row)
+            for row in self._conn.execute(
+                "SELECT batch, last_seq, n_rows, checksum FROM batches ORDER BY batch"
+            )
+        ]
 
-def read_events(path: str | Path) -> list[Event]:
-    """All events of a journal file, in order."""
-    if not Path(path).exists():
+    def digest(self) -> str:
+        """See :func:`digest_rows`."""
+        return digest_rows(self.rows())
+
+    def verify(self) -> list[str]:
+        """Every integrity problem of the whole journal (empty when sound)."""
+        self.flush()
+        rows = self._conn.execute("SELECT seq, batch, payload FROM events ORDER BY seq")
+        return check_batches(self.batches(), rows)
+
+
+# -- choosing a backend ------------------------------------------------------------------------
+_POSTGRES_PREFIXES = ("postgresql://", "postgres://", "postgresql+")
+
+
+def is_postgres_url(url_or_path: str) -> bool:
+    return url_or_path.startswith(_POSTGRES_PREFIXES)
+
+
+def _sqlite_path(url_or_path: str | Path) -> Path:
+    text = str(url_or_path)
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite:///") :]
+    return Path(text)
+
+
+def open_journal(
+    url_or_path: str | Path, session: str = DEFAULT_SESSION, batch_size: int = 4096
+) -> PersistentJournal:
+    """Open (creating if needed) the journal of ``session``.
+
+    A ``postgresql+psycopg://`` URL (or ``postgresql://``) opens a
+    :class:`~tradepilot.persistence.postgres.PostgresJournal`; anything else is
+    the path of a SQLite file (``sqlite:///`` prefix allowed).
+    """
+    if isinstance(url_or_path, str) and is_postgres_url(url_or_path):
+        from tradepilot.persistence.postgres import PostgresJournal
+
+        return PostgresJournal(url_or_path, session, batch_size=batch_size)
+    return SqliteJournal(_sqlite_path(url_or_path), session, batch_size=batch_size)
+
+
+def _open_existing(url_or_path: str | Path, session: str | None) -> PersistentJournal:
+    if isinstance(url_or_path, str) and is_postgres_url(url_or_path):
+        return open_journal(url_or_path, session or DEFAULT_SESSION)
+    path = _sqlite_path(url_or_path)
+    if not path.exists():
         raise JournalError(f"no journal at {path}")
-    journal = SqliteJournal(path)
-    try:
+    return SqliteJournal(path, session)
+
+
+def read_events(url_or_path: str | Path, session: str | None = None) -> list[Event]:
+    """All events of a journal, in order (a SQLite file's own session by default)."""
+    with _open_existing(url_or_path, session) as journal:
         return list(journal.events())
-    finally:
-        journal.close()
 
 
-def digest(path: str | Path) -> str:
+def digest(url_or_path: str | Path, session: str | None = None) -> str:
     """SHA-256 over every journal row in order: equal digests mean equal journals."""
-    h = hashlib.sha256()
-    conn = sqlite3.connect(str(path))
-    try:
-        for seq, ts, kind, payload in conn.execute(
-            "SELECT seq, ts, kind, payload FROM events ORDER BY seq"
-        ):
-            h.update(f"{seq}|{ts}|{kind}|".encode())
-            h.update(payload)
-            h.update(b"\n")
-    finally:
-        conn.close()
-    return h.hexdigest()
+    with _open_existing(url_or_path, session) as journal:
+        return journal.digest()

@@ -1,0 +1,1 @@
+"""Revisions of the PostgreSQL journal schema, oldest first."""
