@@ -67,12 +67,19 @@ _TRANSITIONS: dict[tuple[OrderStatus, type[Event]], OrderStatus] = {
     (S.PENDING_CANCEL, OrderCanceled): S.CANCELED,
     (S.PENDING_CANCEL, OrderExpired): S.EXPIRED,
     (S.PENDING_CANCEL, OrderAccepted): S.PENDING_CANCEL,
+    # the venue may answer the order itself before it sees the cancel or modify
+    (S.PENDING_CANCEL, OrderRejected): S.REJECTED,
+    (S.PENDING_CANCEL, OrderTriggered): S.PENDING_CANCEL,
     (S.PENDING_UPDATE, OrderCanceled): S.CANCELED,
     (S.PENDING_UPDATE, OrderExpired): S.EXPIRED,
     (S.PENDING_UPDATE, OrderPendingCancel): S.PENDING_CANCEL,
+    (S.PENDING_UPDATE, OrderTriggered): S.PENDING_UPDATE,
 }
 # A rejected cancel or modify, or a completed modify, returns to the status before the request.
+# A cancel or modify that reached the venue after the order closed there (filled, cancelled,
+# expired, rejected) is answered with a reject: recorded, without changing the status.
 _RESTORING = (OrderCancelRejected, OrderModifyRejected, OrderUpdated)
+_LATE_REJECTS = (OrderCancelRejected, OrderModifyRejected)
 
 
 class Order:
@@ -169,8 +176,12 @@ class Order:
         if kind is OrderFilled:
             return self.status in _FILLABLE
         if kind in _RESTORING:
-            return self.status in (S.PENDING_CANCEL, S.PENDING_UPDATE) or (
-                kind is OrderUpdated and self.status in (S.ACCEPTED, S.PARTIALLY_FILLED)
+            if isinstance(event, OrderUpdated) and event.quantity < self.filled_qty:
+                return False
+            return (
+                self.status in (S.PENDING_CANCEL, S.PENDING_UPDATE)
+                or (kind is OrderUpdated and self.status in (S.ACCEPTED, S.PARTIALLY_FILLED))
+                or (kind in _LATE_REJECTS and self.status.is_closed)
             )
         return (self.status, kind) in _TRANSITIONS
 
@@ -182,15 +193,20 @@ class Order:
             assert isinstance(event, OrderFilled)
             self._apply_fill(event)
         elif kind in _RESTORING:
-            if status in (S.PENDING_CANCEL, S.PENDING_UPDATE):
+            if isinstance(event, OrderUpdated) and event.quantity < self.filled_qty:
+                raise InvalidStateTransition(
+                    f"{self.client_order_id}: new quantity below the filled quantity"
+                )
+            if status is S.PENDING_CANCEL and kind is not OrderCancelRejected:
+                pass  # a modify answered while a cancel is pending: the cancel is still pending
+            elif status in (S.PENDING_CANCEL, S.PENDING_UPDATE):
                 self.status = self._status_before_pending
-            elif not (kind is OrderUpdated and status in (S.ACCEPTED, S.PARTIALLY_FILLED)):
+            elif not (
+                (kind is OrderUpdated and status in (S.ACCEPTED, S.PARTIALLY_FILLED))
+                or (kind in _LATE_REJECTS and status.is_closed)
+            ):
                 raise InvalidStateTransition(self._illegal(event))
             if isinstance(event, OrderUpdated):
-                if event.quantity < self.filled_qty:
-                    raise InvalidStateTransition(
-                        f"{self.client_order_id}: new quantity below the filled quantity"
-                    )
                 self.quantity = event.quantity
                 self.price = event.price
                 self.trigger_price = event.trigger_price

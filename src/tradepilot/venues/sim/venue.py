@@ -78,9 +78,10 @@ class _Working:
         "taker",
         "trigger",
         "triggered",
+        "ts_arrived",
     )
 
-    def __init__(self, order: Order, instrument: Instrument) -> None:
+    def __init__(self, order: Order, instrument: Instrument, ts_arrived: int = 0) -> None:
         self.cid = order.client_order_id
         self.instrument = instrument
         self.strategy_id = order.strategy_id
@@ -97,6 +98,7 @@ class _Working:
         self.taker = False
         self.lock = 0
         self.queue_ahead = 0
+        self.ts_arrived = ts_arrived
 
     @property
     def leaves(self) -> int:
@@ -189,7 +191,7 @@ class SimulatedVenue:
             self._emit(OrderRejected(now, cid, reason or "unknown instrument"))
             return
         self._seen_cids.add(cid)
-        w = _Working(order, inst)
+        w = _Working(order, inst, now)
         if order.time_in_force is TimeInForce.DAY:
             w.expire_ts = (now // NS_PER_DAY + 1) * NS_PER_DAY
         marketable = self._marketable_now(w)
@@ -382,10 +384,12 @@ class SimulatedVenue:
         notional = fixed.mul(px, qty)
         fee = fixed.bps_of(notional, inst.taker_fee_bps if taker else inst.maker_fee_bps)
         acct = self.account
+        capped = False
         if acct.account_type is AccountType.CASH and w.side > 0:
             available = acct.free(inst.quote) + w.lock
             if notional + fee > available:
                 # a market order whose price moved beyond what the account can pay
+                capped = True
                 per_lot = fixed.mul(px, inst.lot_size)
                 per_lot += fixed.bps_of(per_lot, inst.taker_fee_bps)
                 qty = min(qty, (available // per_lot) * inst.lot_size) if per_lot else 0
@@ -427,6 +431,9 @@ class SimulatedVenue:
             self._release(w, w.lock)
             del self._by_cid[w.cid]
             self._working[inst.id].remove(w)
+        elif capped:
+            # the rest cannot be paid for: it must not keep working without a lock
+            self._close(w, OrderCanceled(now, w.cid, "insufficient balance: remainder cancelled"))
 
     def _next_venue_id(self) -> str:
         self._order_seq += 1
@@ -470,9 +477,10 @@ class SimulatedVenue:
             else (bar.open, bar.high, bar.low, bar.close)
         )
         slip = self.fill.bar_slippage_ticks * inst.tick_size
+        ts_open = bar.ts_open
         for w in list(ws):
-            if w.cid not in self._by_cid:
-                continue
+            if w.cid not in self._by_cid or w.ts_arrived > ts_open:
+                continue  # arrived after this bar opened: first eligible on the next bar
             result = self._bar_fill_price(w, path)
             if result is not None:
                 px, taker = result
@@ -639,6 +647,7 @@ class SimulatedVenue:
                     self._fill(w, crossing, w.price, taker=False)
 
     def _match_trade_on_book(self, ws: list[_Working], tick: TradeTick) -> None:
+        self._expire(ws, tick.ts)
         remaining = tick.size
         for w in list(ws):
             if remaining <= 0:
