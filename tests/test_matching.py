@@ -595,6 +595,18 @@ def test_market_order_beyond_the_depth_cancels_the_remainder() -> None:
     assert "liquidity" in last_event(engine, OrderCanceled).reason
 
 
+def test_our_own_fills_take_liquidity_until_the_level_updates() -> None:
+    """Two market buys in a row: the second cannot take the asks the first one took."""
+    engine = book_run(
+        deltas(T0 + SEC, asks=[("101", "2")]),
+        script={0: both(place(BUY, "1"), place(BUY, "1")), 1: place(BUY, "1")},
+    )
+    assert fills(engine, "s-1") == [("0.5", "101", T), ("0.5", "102", T)]
+    assert fills(engine, "s-2") == [("0.5", "102", T), ("0.5", "103", T)]
+    # the exchange re-published 101 with size 2: that level is whole again
+    assert fills(engine, "s-3") == [("1", "101", T)]
+
+
 def sell_trade(ts: int, price: str, size: str) -> Any:
     return trade(ts, price, size, aggressor=-1)
 
@@ -907,15 +919,26 @@ def _latency_run(seed: int, fixed_ns: int = 5_000_000, jitter_ns: int = 3_000_00
     return run(data, script, latency_ns=fixed_ns, latency_jitter_ns=jitter_ns, seed=seed)
 
 
-def test_latency_delays_each_command_by_exactly_the_sampled_amount() -> None:
+def test_latency_delays_each_command_by_the_sampled_amount_in_fifo_order() -> None:
+    """Each message waits its sampled delay, but never arrives before an earlier one."""
     model = LatencyModel(5_000_000, 3_000_000, seed=7)
     delays = [model.sample() for _ in range(4)]  # three submits, then the cancel
     assert len(set(delays)) > 1
     assert all(5_000_000 <= d <= 8_000_000 for d in delays)
     engine = _latency_run(seed=7)
+    arrival = 0
     for i, cid in enumerate(("s-1", "s-2", "s-3")):
-        assert last_event(engine, OrderAccepted, cid).ts == SEC + delays[i]
-    assert last_event(engine, OrderCanceled, "s-1").ts == 2 * SEC + delays[3]
+        arrival = max(SEC + delays[i], arrival)
+        assert last_event(engine, OrderAccepted, cid).ts == arrival
+    assert last_event(engine, OrderCanceled, "s-1").ts == max(2 * SEC + delays[3], arrival)
+
+
+def test_jitter_never_lets_a_cancel_overtake_its_order() -> None:
+    data = [trade(SEC, "100"), trade(2 * SEC, "100")]
+    for seed in range(20):
+        script = {0: both(place(BUY, "1", LMT, price="99"), cancel("s-1"))}
+        engine = run(data, script, latency_ns=0, latency_jitter_ns=50_000_000, seed=seed)
+        assert order(engine).status is ST.CANCELED
 
 
 def test_fixed_latency_without_jitter() -> None:

@@ -149,24 +149,32 @@ class SimulatedVenue:
         self._trade_seq = 0
         self._limit_through = self.fill.limit_fill == "through"
         self._kind: dict[str, str] = {}  # instrument -> "bar" | "trade" | "book"
+        self._last_arrival = 0
+        # L2 liquidity our own fills took, per (side of book, price), until the level updates
+        self._taken: dict[str, dict[tuple[int, int], int]] = {}
 
     # -- commands (called by the order manager) ------------------------------------
+    def _send(self, deliver: Callable[[], None]) -> None:
+        """Deliver a message after the sampled latency, never before an earlier message.
+
+        The link to the venue is first-in first-out (as a TCP session is): jitter can
+        delay a message but cannot let a cancel overtake the order it cancels.
+        """
+        arrival = max(self.clock.now() + self.latency.sample(), self._last_arrival)
+        self._last_arrival = arrival
+        self._schedule(arrival, deliver)
+
     def submit(self, order: Order) -> None:
         pending = _Pending(order, order.time_in_force is TimeInForce.FOK, order.post_only)
-        self._schedule(self.clock.now() + self.latency.sample(), lambda: self._arrive(pending))
+        self._send(lambda: self._arrive(pending))
 
     def cancel(self, client_order_id: str) -> None:
-        self._schedule(
-            self.clock.now() + self.latency.sample(), lambda: self._cancel(client_order_id)
-        )
+        self._send(lambda: self._cancel(client_order_id))
 
     def modify(
         self, client_order_id: str, quantity: int | None, price: int | None, trigger: int | None
     ) -> None:
-        self._schedule(
-            self.clock.now() + self.latency.sample(),
-            lambda: self._modify(client_order_id, quantity, price, trigger),
-        )
+        self._send(lambda: self._modify(client_order_id, quantity, price, trigger))
 
     # -- queries (reconciliation and tests) -----------------------------------------
     def open_order_ids(self, instrument_id: str | None = None) -> list[str]:
@@ -274,7 +282,7 @@ class SimulatedVenue:
         if book is None:
             return self._marketable_now(w)
         limit = w.price if w.order_type is _LIMIT else None
-        return sum(q for _, q in book.walk(w.side, w.qty, limit)) >= w.qty
+        return sum(q for _, q in self._available(w.side, w.qty, book, limit)) >= w.qty
 
     # -- balance locking ------------------------------------------------------------
     def _reference_price(self, w: _Working) -> int:
@@ -396,7 +404,12 @@ class SimulatedVenue:
                 notional = fixed.mul(px, qty)
                 fee = fixed.bps_of(notional, inst.taker_fee_bps if taker else inst.maker_fee_bps)
         if qty <= 0:
-            self._close(w, OrderCanceled(now, w.cid, "insufficient balance at fill time"))
+            reason = (
+                "reduce-only: no position left to reduce"
+                if w.reduce_only and not capped
+                else "insufficient balance at fill time"
+            )
+            self._close(w, OrderCanceled(now, w.cid, reason))
             return
         # release this fill's share of the lock before settling
         if w.side > 0:
@@ -586,6 +599,16 @@ class SimulatedVenue:
             book = self.books[iid] = OrderBook(iid)
             self._kind[iid] = "book"
         book.apply(item)
+        taken = self._taken.get(iid)
+        if taken:
+            if isinstance(item, BookSnapshot):
+                taken.clear()
+            else:
+                # a level the exchange re-published no longer shows what we took
+                for lvl in item.bids:
+                    taken.pop((1, lvl.price), None)
+                for lvl in item.asks:
+                    taken.pop((-1, lvl.price), None)
         mid = book.mid()
         if mid is not None:
             self.last_px[iid] = mid
@@ -607,12 +630,39 @@ class SimulatedVenue:
         if w.cid in self._by_cid and w.order_type is _MARKET:
             self._close(w, OrderCanceled(self.clock.now(), w.cid, "not enough liquidity"))
 
+    def _available(
+        self, side_taking: int, qty: int, book: OrderBook, limit: int | None
+    ) -> list[tuple[int, int]]:
+        """What a taker of ``qty`` can get, level by level, net of what we already took."""
+        taken = self._taken.get(book.instrument_id)
+        if not taken:
+            return book.walk(side_taking, qty, limit)
+        book_side = -side_taking  # a buyer takes asks (-1), a seller takes bids (+1)
+        extra = sum(q for (s, _), q in taken.items() if s == book_side)
+        out: list[tuple[int, int]] = []
+        want = qty
+        for px, size in book.walk(side_taking, qty + extra, limit):
+            size -= taken.get((book_side, px), 0)
+            if size <= 0:
+                continue
+            take = min(size, want)
+            out.append((px, take))
+            want -= take
+            if not want:
+                break
+        return out
+
     def _take_from_book(self, w: _Working, book: OrderBook) -> None:
         limit = w.price if w.order_type in (_LIMIT, _STOP_LIMIT) else None
-        for px, qty in book.walk(w.side, w.leaves, limit):
+        taken = self._taken.setdefault(book.instrument_id, {})
+        book_side = -w.side
+        for px, qty in self._available(w.side, w.leaves, book, limit):
             if w.cid not in self._by_cid:
                 break
+            before = w.filled
             self._fill(w, qty, px, taker=True)
+            key = (book_side, px)
+            taken[key] = taken.get(key, 0) + (w.filled - before)
 
     def _match_book_update(self, ws: list[_Working], book: OrderBook) -> None:
         self._expire(ws, self.clock.now())
