@@ -21,6 +21,7 @@ from tradepilot.model.events import (
     OrderPendingCancel,
     OrderPendingUpdate,
     OrderRejected,
+    OrderStatusUnknown,
     OrderSubmitted,
     OrderTriggered,
     OrderUpdated,
@@ -60,6 +61,7 @@ EVENTS: dict[type[Event], Callable[[int], Event]] = {
     OrderCancelRejected: lambda ts: OrderCancelRejected(ts, CID, "too late"),
     OrderModifyRejected: lambda ts: OrderModifyRejected(ts, CID, "bad modify"),
     OrderFilled: lambda ts: fill("0.5", ts=ts),
+    OrderStatusUnknown: lambda ts: OrderStatusUnknown(ts, CID, "timeout"),
 }
 
 # How to reach each status from INITIALIZED.
@@ -83,6 +85,7 @@ PATHS: dict[OrderStatus, list[Event]] = {
     S.FILLED: [OrderSubmitted(2, CID), OrderAccepted(3, CID, "V-1"), fill("2", ts=4)],
     S.CANCELED: [OrderSubmitted(2, CID), OrderAccepted(3, CID, "V-1"), OrderCanceled(4, CID, "x")],
     S.EXPIRED: [OrderSubmitted(2, CID), OrderAccepted(3, CID, "V-1"), OrderExpired(4, CID)],
+    S.UNKNOWN: [OrderSubmitted(2, CID), OrderStatusUnknown(3, CID, "timeout")],
 }
 
 
@@ -375,3 +378,13 @@ def test_trigger_while_a_request_is_pending(pending: type[Event]) -> None:
     status = order.status
     order.apply(OrderTriggered(21, CID))
     assert order.status is status and order.triggered
+
+
+def test_unknown_is_resolved_by_reconciliation_events() -> None:
+    order = order_in(S.UNKNOWN)
+    assert order.is_open
+    order.apply(fill("0.5", ts=4))
+    assert order.status is S.UNKNOWN  # still unresolved: more may have happened
+    order.apply(OrderAccepted(5, CID, "V-1"))
+    assert order.status is S.PARTIALLY_FILLED
+    assert_illegal(order_in(S.UNKNOWN), OrderPendingCancel(4, CID))

@@ -17,7 +17,14 @@ from tradepilot.analytics.summary import RunSummary
 from tradepilot.data import catalog
 from tradepilot.data.loaders import DataError
 from tradepilot.engine.clock import parse_duration
-from tradepilot.engine.sessions import CycleRecord, PaperSession, RunSpec, iso, run_backtest
+from tradepilot.engine.sessions import (
+    CycleRecord,
+    PaperOptions,
+    PaperSession,
+    RunSpec,
+    iso,
+    run_backtest,
+)
 from tradepilot.persistence.journal import JournalError
 from tradepilot.strategy import registry
 
@@ -191,40 +198,57 @@ def paper(
     capital: Annotated[str, typer.Option(help="Starting cash in the quote currency.")] = "100000",
     fee_bps: Annotated[str | None, typer.Option(help="Maker and taker fee, bps.")] = None,
     latency_ms: Annotated[float, typer.Option(help="Order latency, ms.")] = 0.0,
-    log: Annotated[Path, typer.Option(help="JSON-lines cycle log.")] = Path("runs/paper.jsonl"),
-    journal: Annotated[Path | None, typer.Option(help="SQLite journal.")] = Path("runs/paper.db"),
+    session: Annotated[
+        str, typer.Option(help="Session name: files runs/NAME.db, .jsonl, .report.json.")
+    ] = "paper",
+    resume: Annotated[
+        bool, typer.Option(help="Continue the interrupted session NAME where it stopped.")
+    ] = False,
+    log: Annotated[Path | None, typer.Option(help="JSON-lines cycle log.")] = None,
+    journal: Annotated[Path | None, typer.Option(help="SQLite journal.")] = None,
     flatten_on_stop: Annotated[
         bool, typer.Option(help="On SIGINT/SIGTERM close positions before stopping.")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="Do not print each cycle.")] = False,
 ) -> None:
     """Run a continuous paper session on replayed data with simulated fills."""
+    log_path = log or Path("runs") / f"{session}.jsonl"
+    journal_path = journal or Path("runs") / f"{session}.db"
     try:
-        spec = _spec(
-            data, strategy, param, start, None, capital, fee_bps, latency_ms, 0.0, 0, 0, "touch"
-        )
-        session = PaperSession(
+        if resume:
+            spec, options = None, None
+        else:
+            spec = _spec(
+                data, strategy, param, start, None, capital, fee_bps, latency_ms, 0.0, 0, 0, "touch"
+            )
+            options = PaperOptions(
+                speed, parse_duration(duration), parse_duration(cycle), flatten_on_stop
+            )
+        runner = PaperSession(
             spec,
-            speed=speed,
-            duration_ns=parse_duration(duration),
-            cycle_ns=parse_duration(cycle),
-            log_path=log,
-            journal_path=journal,
-            flatten_on_stop=flatten_on_stop,
+            options,
+            log_path=log_path,
+            journal_path=journal_path,
             on_cycle=None if quiet else _print_cycle,
+            resume=resume,
         )
     except (ValueError, DataError, JournalError) as exc:
         _fail(str(exc))
         return
+    opts = runner.options
     err.print(
-        f"paper session: {strategy} on {session.prepared.dataset.name}, {duration} of market "
-        f"time at {speed:g}x, cycle {cycle}; Ctrl-C stops"
-        + (" and flattens" if flatten_on_stop else "")
+        f"paper session {session!r}{' (resumed)' if resume else ''}: {runner.spec.strategy} on "
+        f"{runner.prepared.dataset.name}, cycle {opts.cycle_ns // 1_000_000_000}s at "
+        f"{opts.speed:g}x; Ctrl-C stops" + (" and flattens" if opts.flatten_on_stop else "")
     )
-    report = session.run()
+    try:
+        report = runner.run()
+    except JournalError as exc:
+        _fail(str(exc))
+        return
     s = summarize_from_report(report)
     console.print(summary_table(s, f"paper session ({report['stop_reason']})"))
-    console.print(f"cycle log: {log}\nreport: {session.report_path}")
+    console.print(f"cycle log: {log_path}\nreport: {runner.report_path}")
 
 
 def summarize_from_report(report: dict[str, object]) -> RunSummary:

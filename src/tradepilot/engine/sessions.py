@@ -20,10 +20,19 @@ from tradepilot.analytics.summary import RunSummary, summarize
 from tradepilot.data.catalog import DEFAULT_DATASET, Dataset, find
 from tradepilot.data.loaders import BarSeries, TradeSeries
 from tradepilot.engine.clock import NS_PER_SECOND
-from tradepilot.engine.kernel import Engine, EngineConfig
+from tradepilot.engine.kernel import FLATTEN_STRATEGY_ID, Engine, EngineConfig
+from tradepilot.engine.resume import VerifyingJournal
+from tradepilot.execution.reconcile import ReconciliationReport, reconcile
 from tradepilot.model import fixed
+from tradepilot.model.events import OrderInitialized, SessionStarted
 from tradepilot.model.instrument import Instrument
-from tradepilot.persistence.journal import Journal, NullJournal, SqliteJournal
+from tradepilot.persistence.journal import (
+    Journal,
+    NullJournal,
+    PersistentJournal,
+    SqliteJournal,
+    open_journal,
+)
 from tradepilot.strategy import registry
 from tradepilot.venues.sim.models import FillModel
 
@@ -110,7 +119,8 @@ def prepare(spec: RunSpec, journal: Journal | None = None, mode: str = "backtest
     return Prepared(ds, inst, series, engine)
 
 
-def open_journal(path: str | Path | None) -> Journal:
+def fresh_journal(path: str | Path | None) -> Journal:
+    """A new journal at ``path`` (an existing file there is replaced)."""
     if path is None:
         return NullJournal()
     p = Path(path)
@@ -125,7 +135,7 @@ def run_backtest(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Prepared, RunSummary]:
     """Run a backtest to the end of its data; the journal (if any) is rewritten."""
-    journal = open_journal(journal_path)
+    journal = fresh_journal(journal_path)
     prepared = prepare(spec, journal)
     total = len(prepared.series)
     prepared.engine.run(
@@ -180,45 +190,121 @@ class CycleRecord:
         return json.dumps(asdict(self), separators=(",", ":"))
 
 
+@dataclass(frozen=True)
+class PaperOptions:
+    """How a paper session runs; journaled with the spec so ``--resume`` can rebuild it."""
+
+    speed: float = 600.0
+    duration_ns: int | None = None
+    cycle_ns: int = 300 * NS_PER_SECOND
+    flatten_on_stop: bool = False
+
+    def __post_init__(self) -> None:
+        if self.speed <= 0:
+            raise ValueError("speed must be positive")
+        if self.cycle_ns <= 0:
+            raise ValueError("cycle must be positive")
+        if self.duration_ns is not None and self.duration_ns <= 0:
+            raise ValueError("duration must be positive")
+
+
+def paper_config_json(spec: RunSpec, options: PaperOptions) -> str:
+    return json.dumps(
+        {"spec": asdict(spec), "paper": asdict(options)}, sort_keys=True, separators=(",", ":")
+    )
+
+
+def read_session_config(journal: PersistentJournal) -> tuple[RunSpec, PaperOptions]:
+    """The spec and options a paper session journaled in its first record."""
+    first = next(iter(journal.events()), None)
+    if not isinstance(first, SessionStarted):
+        raise ValueError("the journal does not start with a session record: nothing to resume")
+    try:
+        config = json.loads(first.config)
+        return RunSpec(**config["spec"]), PaperOptions(**config["paper"])
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise ValueError("the journal was not written by a paper session") from None
+
+
 class PaperSession:
-    """A continuous session on replayed data, paced by the clock, logged every cycle."""
+    """A continuous session on replayed data, paced by the clock, logged every cycle.
+
+    ``resume=True`` continues the session journaled at ``journal_path``: the
+    specification comes from the journal, the engine replays the session up to the
+    journal's last complete batch (verifying every event, without waiting for the
+    clock), reconciles with the venue, then carries on; the cycle log is continued.
+    """
 
     def __init__(
         self,
-        spec: RunSpec,
-        speed: float,
-        duration_ns: int | None,
-        cycle_ns: int,
+        spec: RunSpec | None,
+        options: PaperOptions | None,
         log_path: str | Path,
-        journal_path: str | Path | None = None,
-        flatten_on_stop: bool = False,
+        journal_path: str | Path,
         report_path: str | Path | None = None,
         on_cycle: Callable[[CycleRecord], None] | None = None,
+        resume: bool = False,
     ) -> None:
-        if cycle_ns <= 0:
-            raise ValueError("cycle must be positive")
+        self.log_path = Path(log_path)
+        self.resumed = resume
+        self.reconciliation: ReconciliationReport | None = None
+        self._reconcile_due = False
+        journal: Journal
+        if resume:
+            if not Path(journal_path).exists():
+                raise ValueError(f"no session journal at {journal_path}")
+            inner = open_journal(str(journal_path))
+            spec, options = read_session_config(inner)
+            if any(
+                isinstance(e, OrderInitialized) and e.strategy_id == FLATTEN_STRATEGY_ID
+                for e in inner.events()
+            ):
+                inner.close()
+                raise ValueError(
+                    "this session was closed out (flattened) when it stopped; start a new one"
+                )
+            self.verifier: VerifyingJournal | None = VerifyingJournal(inner, self._caught_up)
+            journal = self.verifier
+            self._last_logged = _last_logged_ts(self.log_path)
+        else:
+            if spec is None or options is None:
+                raise ValueError("a new paper session needs a spec and options")
+            journal = fresh_journal(journal_path)
+            self.verifier = None
+            self._last_logged = -1
+            self.log_path.unlink(missing_ok=True)
         self.spec = spec
-        self.journal = open_journal(journal_path)
-        self.prepared = prepare(spec, self.journal, mode="paper")
+        self.options = options
+        self.journal = journal
+        self.prepared = prepare(spec, journal, mode="paper")
         series = self.prepared.series
         start = series.start_ns if isinstance(series, BarSeries) else int(series.ts[0])
-        if duration_ns is not None:
-            if duration_ns <= 0:
-                raise ValueError("duration must be positive")
-            series = series.between(start, start + duration_ns + 1)
+        if options.duration_ns is not None:
+            series = series.between(start, start + options.duration_ns + 1)
         self.series: Iterable[Any] = series
         self.start_ns = start
-        self.pacer = ReplayPacer(speed)
-        self.cycle_ns = cycle_ns
-        self.log_path = Path(log_path)
+        self.pacer = ReplayPacer(options.speed)
+        self.cycle_ns = options.cycle_ns
         self.report_path = (
             Path(report_path) if report_path else self.log_path.with_suffix(".report.json")
         )
-        self.flatten_on_stop = flatten_on_stop
+        self.flatten_on_stop = options.flatten_on_stop
         self.on_cycle = on_cycle
         self.cycles = 0
         self.stop_reason = "end of data"
         self._log: TextIO | None = None
+
+    def _caught_up(self) -> None:
+        self._reconcile_due = True
+
+    def _pace(self, ts: int) -> None:
+        """Wait for wall time - except while replaying what the journal already holds."""
+        if self._reconcile_due:
+            self._reconcile_due = False
+            self.reconciliation = reconcile(self.prepared.engine)
+        if self.verifier is not None and self.verifier.catching_up:
+            return
+        self.pacer(ts)
 
     # -- cycle log ------------------------------------------------------------------------
     def record(self, ts: int) -> CycleRecord:
@@ -247,6 +333,8 @@ class PaperSession:
         )
 
     def _cycle(self, ts: int) -> None:
+        if ts <= self._last_logged:
+            return  # logged before the interruption
         rec = self.record(ts)
         self.cycles += 1
         if self._log is not None:
@@ -274,9 +362,9 @@ class PaperSession:
                 self._log = log
                 engine.run(
                     self.series,
-                    pacer=self.pacer,
+                    pacer=self._pace,
                     flush_every_item=True,
-                    config_json=self.spec.canonical_json(),
+                    config_json=paper_config_json(self.spec, self.options),
                 )
                 self._cycle(engine.clock.now())  # the final state, whatever the cycle phase
                 self._log = None
@@ -291,8 +379,11 @@ class PaperSession:
     def report(self, wall_seconds: float) -> dict[str, Any]:
         engine = self.prepared.engine
         summary = summarize(engine)
+        rec = self.reconciliation
         return {
             "mode": "paper",
+            "resumed": self.resumed,
+            "reconciliation": json.loads(rec.to_json()) if rec is not None else None,
             "stop_reason": self.stop_reason,
             "spec": asdict(self.spec),
             "market_start": iso(self.start_ns),
@@ -307,6 +398,21 @@ class PaperSession:
             "balances": engine.portfolio.account.snapshot(),
             "cycle_log": str(self.log_path),
         }
+
+
+def _last_logged_ts(path: Path) -> int:
+    """The time of the last complete cycle record (a torn last line is cut off)."""
+    if not path.exists():
+        return -1
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    if cut != len(data):
+        with path.open("r+b") as fh:
+            fh.truncate(cut)
+    lines = data[:cut].splitlines()
+    if not lines:
+        return -1
+    return parse_time(json.loads(lines[-1])["timestamp"])
 
 
 def _opt_str(value: object) -> str | None:

@@ -26,6 +26,7 @@ from tradepilot.model.events import (
     OrderModifyRejected,
     OrderPendingCancel,
     OrderPendingUpdate,
+    OrderStatusUnknown,
     OrderSubmitted,
 )
 from tradepilot.model.order import Order
@@ -89,8 +90,15 @@ class OrderManager:
             return order
         self._apply(order, OrderSubmitted(init.ts, order.client_order_id))
         self._open[order.client_order_id] = order
-        self.venue.submit(order)
+        try:
+            self.venue.submit(order)
+        except Exception as exc:  # a venue adapter timed out or failed mid-request
+            self._unknown(order, f"submit outcome unknown: {exc}")
         return order
+
+    def _unknown(self, order: Order, reason: str) -> None:
+        """Hold the order as UNKNOWN; nothing is sent for it until reconciliation."""
+        self._apply(order, OrderStatusUnknown(self.clock.now(), order.client_order_id, reason))
 
     def deny(self, init: OrderInitialized, code: str, reason: str) -> Order:
         """Record an order that failed validation before it could be risk-checked."""
@@ -109,12 +117,21 @@ class OrderManager:
         now = self.clock.now()
         order = self._open.get(client_order_id)
         self._record(CancelOrder(now, client_order_id, reason))
-        if order is None or order.status is OrderStatus.PENDING_CANCEL:
-            why = "order is not open" if order is None else "cancel already pending"
+        if order is None or order.status in (OrderStatus.PENDING_CANCEL, OrderStatus.UNKNOWN):
+            why = (
+                "order is not open"
+                if order is None
+                else "cancel already pending"
+                if order.status is OrderStatus.PENDING_CANCEL
+                else "order outcome unknown: waiting for reconciliation"
+            )
             self.bus.publish(OrderCancelRejected(now, client_order_id, why))
             return
         self._apply(order, OrderPendingCancel(now, client_order_id))
-        self.venue.cancel(client_order_id)
+        try:
+            self.venue.cancel(client_order_id)
+        except Exception as exc:
+            self._unknown(order, f"cancel outcome unknown: {exc}")
 
     def modify(
         self,
@@ -134,7 +151,10 @@ class OrderManager:
             self.bus.publish(OrderModifyRejected(now, client_order_id, why))
             return
         self._apply(order, OrderPendingUpdate(now, client_order_id))
-        self.venue.modify(client_order_id, quantity, price, trigger_price)
+        try:
+            self.venue.modify(client_order_id, quantity, price, trigger_price)
+        except Exception as exc:
+            self._unknown(order, f"modify outcome unknown: {exc}")
 
     def cancel_all(self, instrument_id: str | None = None, reason: str = "") -> None:
         self._record(CancelAllOrders(self.clock.now(), instrument_id, reason))
@@ -143,6 +163,12 @@ class OrderManager:
                 self.cancel(order.client_order_id, reason)
 
     # -- events from the venue -----------------------------------------------------------
+    def mark_unknown(self, client_order_id: str, reason: str) -> None:
+        """Declare an open order's last request unresolved (used after a restart)."""
+        order = self._open.get(client_order_id)
+        if order is not None and order.status is not OrderStatus.UNKNOWN:
+            self._unknown(order, reason)
+
     def on_event(self, event: Event) -> None:
         cid: str = event.client_order_id  # type: ignore[attr-defined]
         order = self.orders.get(cid)

@@ -43,6 +43,7 @@ class OrderStatus(StrEnum):
     FILLED = "FILLED"
     CANCELED = "CANCELED"
     EXPIRED = "EXPIRED"
+    UNKNOWN = "UNKNOWN"  # a request's outcome is unknown until reconciliation resolves it
 
     @property
     def is_closed(self) -> bool:
@@ -70,6 +71,7 @@ _OPEN = frozenset(
         OrderStatus.PENDING_CANCEL,
         OrderStatus.PENDING_UPDATE,
         OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.UNKNOWN,
     }
 )
 

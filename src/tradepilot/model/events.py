@@ -118,6 +118,17 @@ class OrderModifyRejected(Event, frozen=True, tag=True):
     reason: str
 
 
+class OrderStatusUnknown(Event, frozen=True, tag=True):
+    """A submit, cancel or modify whose outcome is unknown (timeout, crash before the ack).
+
+    The order is held as UNKNOWN and nothing new is sent for it until reconciliation
+    with the venue resolves it.
+    """
+
+    client_order_id: str
+    reason: str
+
+
 class OrderFilled(Event, frozen=True, tag=True):
     """One execution against an order."""
 
@@ -146,6 +157,7 @@ OrderEvent = (
     | OrderUpdated
     | OrderCancelRejected
     | OrderModifyRejected
+    | OrderStatusUnknown
     | OrderFilled
 )
 
@@ -194,6 +206,13 @@ class SessionStopped(Event, frozen=True, tag=True):
     reason: str
 
 
+class ReconciliationCompleted(Event, frozen=True, tag=True):
+    """A reconciliation pass with the venue ended; ``details`` is its JSON report."""
+
+    corrections: int
+    details: str
+
+
 class DataRejected(Event, frozen=True, tag=True):
     """A market-data item was refused (bad value, out of order); nothing changed."""
 
@@ -218,12 +237,14 @@ AnyEvent = (
     | OrderUpdated
     | OrderCancelRejected
     | OrderModifyRejected
+    | OrderStatusUnknown
     | OrderFilled
     | ParentOrderStarted
     | ParentOrderProgress
     | ParentOrderFinished
     | SessionStarted
     | SessionStopped
+    | ReconciliationCompleted
     | DataRejected
 )
 

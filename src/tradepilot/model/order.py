@@ -30,6 +30,7 @@ from tradepilot.model.events import (
     OrderPendingCancel,
     OrderPendingUpdate,
     OrderRejected,
+    OrderStatusUnknown,
     OrderSubmitted,
     OrderTriggered,
     OrderUpdated,
@@ -41,7 +42,14 @@ class InvalidStateTransition(RuntimeError):
 
 
 S = OrderStatus
-_FILLABLE = (S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.PENDING_UPDATE)
+_FILLABLE = (
+    S.SUBMITTED,
+    S.ACCEPTED,
+    S.PARTIALLY_FILLED,
+    S.PENDING_CANCEL,
+    S.PENDING_UPDATE,
+    S.UNKNOWN,
+)
 
 # (status, event type) -> status after; fills are resolved separately (partial or full).
 _TRANSITIONS: dict[tuple[OrderStatus, type[Event]], OrderStatus] = {
@@ -74,6 +82,16 @@ _TRANSITIONS: dict[tuple[OrderStatus, type[Event]], OrderStatus] = {
     (S.PENDING_UPDATE, OrderExpired): S.EXPIRED,
     (S.PENDING_UPDATE, OrderPendingCancel): S.PENDING_CANCEL,
     (S.PENDING_UPDATE, OrderTriggered): S.PENDING_UPDATE,
+    # an outcome nobody knows: held until reconciliation says what the venue did
+    (S.SUBMITTED, OrderStatusUnknown): S.UNKNOWN,
+    (S.ACCEPTED, OrderStatusUnknown): S.UNKNOWN,
+    (S.PARTIALLY_FILLED, OrderStatusUnknown): S.UNKNOWN,
+    (S.PENDING_CANCEL, OrderStatusUnknown): S.UNKNOWN,
+    (S.PENDING_UPDATE, OrderStatusUnknown): S.UNKNOWN,
+    (S.UNKNOWN, OrderAccepted): S.ACCEPTED,
+    (S.UNKNOWN, OrderRejected): S.REJECTED,
+    (S.UNKNOWN, OrderCanceled): S.CANCELED,
+    (S.UNKNOWN, OrderExpired): S.EXPIRED,
 }
 # A rejected cancel or modify, or a completed modify, returns to the status before the request.
 # A cancel or modify that reached the venue after the order closed there (filled, cancelled,
@@ -220,6 +238,8 @@ class Order:
             elif kind is OrderAccepted:
                 assert isinstance(event, OrderAccepted)
                 self.venue_order_id = event.venue_order_id
+                if new is S.ACCEPTED and self.filled_qty:
+                    new = S.PARTIALLY_FILLED  # resolved after reconciliation applied fills
             elif kind is OrderTriggered:
                 self.triggered = True
             self.status = new

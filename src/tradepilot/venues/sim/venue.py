@@ -58,6 +58,26 @@ _STOP_MARKET = OrderType.STOP_MARKET
 _STOP_LIMIT = OrderType.STOP_LIMIT
 
 
+@dataclass(frozen=True, slots=True)
+class VenueOrderReport:
+    """An order as the venue sees it (the reconciliation query's answer)."""
+
+    client_order_id: str
+    instrument_id: str
+    status: str  # OPEN | FILLED | CANCELED | EXPIRED | REJECTED
+    filled_qty: int
+    leaves_qty: int
+    venue_order_id: str
+    reason: str
+
+
+_TERMINAL: dict[type[Event], str] = {
+    OrderCanceled: "CANCELED",
+    OrderExpired: "EXPIRED",
+    OrderRejected: "REJECTED",
+}
+
+
 class _Working:
     """The venue's own record of a live order (the engine's Order is never touched)."""
 
@@ -136,7 +156,12 @@ class SimulatedVenue:
         self.account = account
         self.clock = clock
         self._schedule = schedule
-        self._emit = emit
+        self._downstream = emit
+        self._emit = self._record
+        # what the venue itself remembers, for reconciliation after a restart
+        self.trade_log: list[OrderFilled] = []
+        self._venue_ids: dict[str, str] = {}
+        self._closed: dict[str, tuple[str, str]] = {}  # cid -> (final status, reason)
         self.fill = fill_model or FillModel()
         self.latency = latency or LatencyModel()
         self.positions: dict[str, Position] = {}
@@ -185,6 +210,62 @@ class SimulatedVenue:
     def position_qty(self, instrument_id: str) -> int:
         pos = self.positions.get(instrument_id)
         return pos.qty if pos else 0
+
+    def order_report(self, client_order_id: str) -> VenueOrderReport | None:
+        """What the venue knows of an order, or None if it never arrived."""
+        w = self._by_cid.get(client_order_id)
+        if w is not None:
+            return VenueOrderReport(
+                client_order_id,
+                w.instrument.id,
+                "OPEN",
+                w.filled,
+                w.leaves,
+                self._venue_ids.get(client_order_id, ""),
+                "",
+            )
+        closed = self._closed.get(client_order_id)
+        if closed is None:
+            return None
+        filled = sum(f.last_qty for f in self.trade_log if f.client_order_id == client_order_id)
+        return VenueOrderReport(
+            client_order_id,
+            "",
+            closed[0],
+            filled,
+            0,
+            self._venue_ids.get(client_order_id, ""),
+            closed[1],
+        )
+
+    def open_orders(self) -> list[VenueOrderReport]:
+        out = []
+        for cid in self.open_order_ids():
+            report = self.order_report(cid)
+            if report is not None:
+                out.append(report)
+        return out
+
+    def fills_since(self, index: int = 0) -> list[OrderFilled]:
+        """The venue's own record of executions, from position ``index`` of its trade log."""
+        return self.trade_log[index:]
+
+    def balances(self) -> dict[str, int]:
+        return dict(self.account.total)
+
+    def position_quantities(self) -> dict[str, int]:
+        return {iid: p.qty for iid, p in self.positions.items() if p.qty}
+
+    def _record(self, event: Event) -> None:
+        kind = type(event)
+        if kind is OrderFilled:
+            self.trade_log.append(event)  # type: ignore[arg-type]
+        elif kind is OrderAccepted:
+            self._venue_ids[event.client_order_id] = event.venue_order_id  # type: ignore[attr-defined]
+        elif kind in _TERMINAL:
+            reason = getattr(event, "reason", "")
+            self._closed[event.client_order_id] = (_TERMINAL[kind], reason)  # type: ignore[attr-defined]
+        self._downstream(event)
 
     # -- arrival --------------------------------------------------------------------
     def _arrive(self, pending: _Pending) -> None:
@@ -442,6 +523,7 @@ class SimulatedVenue:
         )
         if w.filled == w.qty:
             self._release(w, w.lock)
+            self._closed[w.cid] = ("FILLED", "")
             del self._by_cid[w.cid]
             self._working[inst.id].remove(w)
         elif capped:
