@@ -58,11 +58,17 @@ class VerifyingJournal:
             self.inner.append(event)
             return
         payload = encode(event)
-        if payload != bytes(expected[3]):
+        stored = bytes(expected[3])
+        if payload != stored:
+            at = next(
+                (i for i, (a, b) in enumerate(zip(payload, stored, strict=False)) if a != b),
+                min(len(payload), len(stored)),
+            )
+            lo = max(0, at - 40)
             raise JournalError(
                 f"resume diverged from the journal at seq {expected[0]}: the journal has "
-                f"{expected[2]} {bytes(expected[3])[:160]!r}, the replay produced "
-                f"{type(event).__name__} {payload[:160]!r}"
+                f"{expected[2]} ...{stored[lo : at + 60]!r}, the replay produced "
+                f"{type(event).__name__} ...{payload[lo : at + 60]!r}"
             )
         self.verified += 1
         self._next = self._advance()
@@ -74,4 +80,7 @@ class VerifyingJournal:
             self.inner.flush()
 
     def close(self) -> None:
+        close_rows = getattr(self._rows, "close", None)
+        if close_rows is not None:
+            close_rows()  # release the read cursor before the journal closes
         self.inner.close()
