@@ -13,7 +13,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from tradepilot.analytics.market import market_from_series
 from tradepilot.analytics.summary import RunSummary
+from tradepilot.commands import report as report_commands
+from tradepilot.commands.report import execution_table
 from tradepilot.data import catalog
 from tradepilot.data.loaders import DataError
 from tradepilot.engine.clock import parse_duration
@@ -35,6 +38,7 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="List and import market data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+report_commands.register(app)
 console = Console()
 err = Console(stderr=True)
 
@@ -182,6 +186,9 @@ def backtest(
         _fail(str(exc))
         return
     console.print(summary_table(summary, f"{strategy} on {prepared.dataset.name}"))
+    console.print(
+        execution_table(prepared.engine, market_from_series(prepared.series), compact=True)
+    )
     if journal is not None:
         console.print(f"journal: {journal}")
 
