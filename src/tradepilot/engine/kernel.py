@@ -34,15 +34,20 @@ from tradepilot.model.enums import AccountType
 from tradepilot.model.events import (
     DataRejected,
     Event,
+    OrderAccepted,
     OrderFilled,
     OrderInitialized,
+    OrderRejected,
     SessionStarted,
     SessionStopped,
 )
 from tradepilot.model.instrument import Instrument
 from tradepilot.persistence.journal import Journal, NullJournal
 from tradepilot.portfolio.portfolio import Portfolio
+from tradepilot.risk.circuit_breaker import CircuitBreaker
+from tradepilot.risk.config import RiskConfig, build_rules
 from tradepilot.risk.engine import RiskEngine, RiskRule
+from tradepilot.risk.view import EngineRiskView
 from tradepilot.strategy.base import Strategy
 from tradepilot.venues.sim.models import FillModel, LatencyModel
 from tradepilot.venues.sim.venue import SimulatedVenue
@@ -65,6 +70,7 @@ class EngineConfig:
     seed: int = 0
     sample_interval_ns: int = 3_600_000_000_000
     mode: str = "backtest"
+    risk: RiskConfig | None = None  # configured limits and circuit breaker; None = core only
 
 
 class Engine:
@@ -103,7 +109,16 @@ class Engine:
             open_orders=lambda: self.orders.all_open(),
             sample_interval_ns=cfg.sample_interval_ns,
         )
-        self.risk = RiskEngine(self.portfolio_view(), risk_rules)
+        rules = [*(build_rules(cfg.risk) if cfg.risk is not None else []), *risk_rules]
+        self.risk = RiskEngine(
+            EngineRiskView(
+                self.portfolio, lambda: self.orders.all_open(), self.clock, self.instruments
+            ),
+            rules,
+        )
+        self.breaker: CircuitBreaker | None = None
+        if cfg.risk is not None and cfg.risk.circuit_breaker is not None:
+            self.breaker = CircuitBreaker.from_config(cfg.risk.circuit_breaker, self.risk)
         self.orders = OrderManager(self.clock, self.bus, self.risk, self.venue, self.journal.append)
         self.strategies = list(strategies)
         self._timers: dict[tuple[str, str], int] = {}
@@ -113,13 +128,13 @@ class Engine:
         self.events_processed = 0
         self.data_rejected = 0
         self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
+        if self.breaker is not None:
+            for kind in (OrderRejected, OrderAccepted, OrderFilled):
+                self.bus.subscribe(kind, self.breaker.on_event)
         for strat in self.strategies:
             strat.attach(self)
             self.bus.subscribe(OrderFilled, self._fill_router(strat))
             self.bus.subscribe(Event, self._event_router(strat))
-
-    def portfolio_view(self) -> _PortfolioView:
-        return _PortfolioView(self)
 
     # -- scheduling ----------------------------------------------------------------------------
     def schedule(self, ts: int, fn: Callable[[], None]) -> None:
@@ -223,6 +238,9 @@ class Engine:
         book_handlers = self._handlers("on_book")
         last_ts = -1
         count = 0
+        risk = self.risk
+        feed_prices = risk.wants_prices
+        watch_equity = risk.wants_equity or self.breaker is not None
         for item in data:
             ts = item.ts
             if not started:
@@ -275,8 +293,15 @@ class Engine:
                 self._drain()
             if heap and heap[0][0] <= ts:
                 self._run_due(ts)
+            if feed_prices:
+                iid = item.instrument_id
+                px = portfolio.last_px.get(iid)
+                if px is not None:
+                    risk.on_price(iid, ts, px)
             if ts >= portfolio.next_sample_ts:
                 portfolio.sample(ts)
+                if watch_equity:
+                    self._watch_equity(ts)
             count += 1
             if flush_every_item:
                 journal.flush()
@@ -304,6 +329,13 @@ class Engine:
         self.portfolio.sample(self.clock.now())
         self.journal.append(SessionStopped(self.clock.now(), reason))
         self.journal.flush()
+
+    def _watch_equity(self, ts: int) -> None:
+        equity = self.portfolio.equity_values[-1]
+        self.risk.on_equity(ts, equity)
+        if self.breaker is not None:
+            self.breaker.on_equity(ts, equity)
+            self.breaker.poll(ts)
 
     def _handlers(self, name: str) -> list[Callable[[Any], None]]:
         """Bound callbacks of the strategies that override ``name`` (skips no-op calls)."""
@@ -357,20 +389,3 @@ class Engine:
                 strat.on_order_event(event)
 
         return route
-
-
-class _PortfolioView:
-    """The read-only view of the engine that risk rules get."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self.instruments = engine.instruments
-
-    def position_qty(self, instrument_id: str) -> int:
-        return self._engine.portfolio.position_qty(instrument_id)
-
-    def last_price(self, instrument_id: str) -> int | None:
-        return self._engine.portfolio.last_price(instrument_id)
-
-    def equity(self) -> int:
-        return self._engine.portfolio.equity()
