@@ -48,6 +48,19 @@ def paper_cmd(session: str, *extra: str) -> list[str]:
     ]
 
 
+def has_started(path: Path) -> bool:
+    """True once the session's first record is durable."""
+    if not path.exists():
+        return False
+    conn = sqlite3.connect(str(path))
+    try:
+        return bool(conn.execute("SELECT 1 FROM events WHERE seq = 1").fetchone())
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        conn.close()
+
+
 def journal_rows(path: Path) -> list[tuple[str, bytes]]:
     conn = sqlite3.connect(str(path))
     try:
@@ -100,13 +113,17 @@ def main() -> int:
     live = max(0.05, (args.min_life + args.max_life) / 2 - 0.8)
     speed = max(50.0, DAY_S / (args.kills * live))
     started = time.monotonic()
-    proc = subprocess.Popen(
-        paper_cmd("crashed", "--speed", f"{speed:.0f}", *common),
-        cwd=work,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    first_run = paper_cmd("crashed", "--speed", f"{speed:.0f}", *common)
+    journal = work / "runs" / "crashed.db"
+
+    def start() -> subprocess.Popen[bytes]:
+        # a kill can land before the first record is durable: then start over
+        cmd = paper_cmd("crashed", "--resume") if has_started(journal) else first_run
+        return subprocess.Popen(
+            cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    proc = start()
     kills = 0
     finished_early = 0
     while kills < args.kills:
@@ -119,13 +136,7 @@ def main() -> int:
             kills += 1
         if finished_early > 3:
             break
-        proc = subprocess.Popen(
-            paper_cmd("crashed", "--resume"),
-            cwd=work,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        proc = start()
     _, stderr = proc.communicate(timeout=600)
     if proc.returncode != 0:
         print(stderr.decode(), file=sys.stderr)

@@ -75,3 +75,51 @@ def test_resume_refuses_a_journal_that_the_replay_contradicts(tmp_path: Path) ->
 def test_resume_needs_a_session_journal(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no session journal"):
         run(tmp_path, "missing", resume=True)
+
+
+def test_halted_after_a_restart_is_still_halted(tmp_path: Path) -> None:
+    from tradepilot.engine.sessions import CycleRecord
+    from tradepilot.model.events import OrderDenied, TradingStateChanged
+    from tradepilot.persistence.journal import read_events
+    from tradepilot.risk.engine import TradingState
+
+    def operator(session: PaperSession) -> None:
+        engine = session.prepared.engine
+
+        def on_cycle(rec: CycleRecord) -> None:
+            if session.cycles == 30:  # an operator halts trading from outside the engine
+                engine.command(
+                    lambda: engine.set_trading_state(TradingState.HALTED, "operator: halt")
+                )
+
+        session.on_cycle = on_cycle
+
+    spec = RunSpec(strategy="momentum", params={"threshold_pct": "0.2"})
+    ref = PaperSession(spec, OPTIONS, log_path=tmp_path / "r.jsonl", journal_path=tmp_path / "r.db")
+    operator(ref)
+    ref_report = ref.run()
+    assert ref.prepared.engine.risk.state is TradingState.HALTED
+    events = read_events(tmp_path / "r.db")
+    halts = [e for e in events if isinstance(e, TradingStateChanged)]
+    assert [(h.state, h.source) for h in halts] == [("HALTED", "manual")]
+    assert any(isinstance(e, OrderDenied) and e.code == "TRADING_HALTED" for e in events)
+
+    crashed = PaperSession(
+        spec, OPTIONS, log_path=tmp_path / "c.jsonl", journal_path=tmp_path / "c.db"
+    )
+    operator(crashed)
+    crashed.run()
+    # lose everything after the halt, as a crash right after it would
+    journal = SqliteJournal(tmp_path / "c.db")
+    halt_seq = next(seq for seq, _, kind, _ in journal.rows() if kind == "TradingStateChanged")
+    batches = [b.last_seq for b in journal.batches()]
+    journal.close()
+    cut_journal(tmp_path / "c.db", min(s for s in batches if s >= halt_seq))
+    resumed = PaperSession(
+        None, None, log_path=tmp_path / "c.jsonl", journal_path=tmp_path / "c.db", resume=True
+    )
+    report = resumed.run()
+    assert resumed.prepared.engine.risk.state is TradingState.HALTED
+    assert resumed.prepared.engine.risk.state_reason == "operator: halt"
+    assert report["summary"] == ref_report["summary"]
+    assert report["balances"] == ref_report["balances"]

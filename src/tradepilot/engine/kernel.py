@@ -40,13 +40,14 @@ from tradepilot.model.events import (
     OrderRejected,
     SessionStarted,
     SessionStopped,
+    TradingStateChanged,
 )
 from tradepilot.model.instrument import Instrument
 from tradepilot.persistence.journal import Journal, NullJournal
 from tradepilot.portfolio.portfolio import Portfolio
 from tradepilot.risk.circuit_breaker import CircuitBreaker
 from tradepilot.risk.config import RiskConfig, build_rules
-from tradepilot.risk.engine import RiskEngine, RiskRule
+from tradepilot.risk.engine import RiskEngine, RiskRule, TradingState
 from tradepilot.risk.view import EngineRiskView
 from tradepilot.strategy.base import Strategy
 from tradepilot.venues.sim.models import FillModel, LatencyModel
@@ -125,6 +126,9 @@ class Engine:
         self._stop_reason: str | None = None
         self._flatten_on_stop = False
         self._flattening = False
+        self._commands: deque[Callable[[], None]] = deque()
+        self._state_source = "engine"
+        self.risk.listeners.append(self._journal_trading_state)
         self.events_processed = 0
         self.data_rejected = 0
         self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
@@ -182,6 +186,39 @@ class Engine:
         """
         self._stop_reason = reason
         self._flatten_on_stop = self._flatten_on_stop or flatten
+
+    # -- operator commands ------------------------------------------------------------------
+    def command(self, fn: Callable[[], None]) -> None:
+        """Queue an outside action (API, operator, signal handler) for the next item boundary.
+
+        Safe to call from another thread. Running such actions only between data items
+        gives them a well-defined place in the journal, where a resume re-applies them.
+        """
+        self._commands.append(fn)
+
+    def set_trading_state(
+        self, state: TradingState, reason: str, until_ns: int | None = None
+    ) -> None:
+        """Change the trading state by hand (journaled with source ``manual``)."""
+        self._state_source = "manual"
+        try:
+            self.risk.set_state(state, reason, until_ns)
+        finally:
+            self._state_source = "engine"
+
+    def _journal_trading_state(self, state: TradingState, reason: str) -> None:
+        self.journal.append(
+            TradingStateChanged(
+                self.clock.now(), state.value, reason, self.risk.state_until, self._state_source
+            )
+        )
+
+    def _run_commands(self) -> None:
+        commands = self._commands
+        while commands:
+            commands.popleft()()
+            if self._events:
+                self._drain()
 
     def is_flat(self) -> bool:
         no_positions = all(p.qty == 0 for p in self.portfolio.positions.values())
@@ -254,6 +291,8 @@ class Engine:
             last_ts = ts
             if pacer is not None:
                 pacer(ts)
+            if self._commands:
+                self._run_commands()
             if heap and heap[0][0] <= ts:
                 self._run_due(ts)
             clock.ts = ts

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from tradepilot.model.events import Event, encode
+from tradepilot.model.events import Event, TradingStateChanged, decode, encode
 from tradepilot.persistence.journal import JournalError, PersistentJournal, Row
 
 #: Records that describe a previous run's stop or repair rather than the trading itself.
@@ -45,6 +45,20 @@ class VerifyingJournal:
     @property
     def catching_up(self) -> bool:
         return self._next is not None
+
+    def next_manual_state(self) -> TradingStateChanged | None:
+        """The next journaled record, if it is an operator's trading-state change.
+
+        Such changes came from outside the engine; the replay re-applies them at the
+        item boundary where they were journaled.
+        """
+        row = self._next
+        if row is None or row[2] != "TradingStateChanged":
+            return None
+        event = decode(bytes(row[3]))
+        if isinstance(event, TradingStateChanged) and event.source == "manual":
+            return event
+        return None
 
     def _advance(self) -> Row | None:
         for row in self._rows:

@@ -33,6 +33,7 @@ from tradepilot.persistence.journal import (
     SqliteJournal,
     open_journal,
 )
+from tradepilot.risk.engine import TradingState
 from tradepilot.strategy import registry
 from tradepilot.venues.sim.models import FillModel
 
@@ -302,7 +303,14 @@ class PaperSession:
         if self._reconcile_due:
             self._reconcile_due = False
             self.reconciliation = reconcile(self.prepared.engine)
-        if self.verifier is not None and self.verifier.catching_up:
+        verifier = self.verifier
+        if verifier is not None and verifier.catching_up:
+            engine = self.prepared.engine
+            manual = verifier.next_manual_state()
+            # re-apply an operator's change at the item boundary where it was journaled
+            while manual is not None and manual.ts == engine.clock.now():
+                engine.set_trading_state(TradingState(manual.state), manual.reason, manual.until_ns)
+                manual = verifier.next_manual_state()
             return
         self.pacer(ts)
 

@@ -206,6 +206,20 @@ class SessionStopped(Event, frozen=True, tag=True):
     reason: str
 
 
+class TradingStateChanged(Event, frozen=True, tag=True):
+    """The risk engine's trading state changed (ACTIVE, REDUCING, HALTED).
+
+    ``source`` says who changed it: ``manual`` (an operator, the API), ``engine``
+    (a rule, the circuit breaker, an expiry). Manual changes are inputs a replay
+    must re-apply at the same point; the others it reproduces by itself.
+    """
+
+    state: str
+    reason: str
+    until_ns: int | None = None
+    source: str = "engine"
+
+
 class ReconciliationCompleted(Event, frozen=True, tag=True):
     """A reconciliation pass with the venue ended; ``details`` is its JSON report."""
 
@@ -244,6 +258,7 @@ AnyEvent = (
     | ParentOrderFinished
     | SessionStarted
     | SessionStopped
+    | TradingStateChanged
     | ReconciliationCompleted
     | DataRejected
 )
