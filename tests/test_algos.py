@@ -1137,3 +1137,28 @@ def test_a_cancelled_timer_never_fires_and_a_reset_one_fires_once(
     monkeypatch.setitem(ALGORITHMS, "timed", Timed)
     run(make_ticks(["100"] * 30), [submit(0, BUY, "1", "timed")])
     assert fired == [("b", 15 * SEC), ("a", 20 * SEC)]
+
+
+def test_flatten_cancels_working_parents_before_closing_positions() -> None:
+    algos = AlgoEngine()
+    ds = catalog.bundled()[0]
+    inst = ds.instrument()
+    pid: list[str] = []
+
+    class Driver(Strategy):
+        strategy_id = "driver"
+        n = 0
+
+        def on_bar(self, bar: Bar) -> None:
+            self.n += 1
+            if self.n == 3:
+                pid.append(algos.submit_parent(inst.id, 1, "2", "twap", {"duration": "60m"}))
+            elif self.n == 10:
+                self.engine.stop("operator", flatten=True)
+
+    engine = Engine([inst], [algos, Driver()], EngineConfig(starting_balances={"USDT": "10000000"}))
+    engine.run(ds.load_bars(inst.id).between(None, None))
+    view = algos.parent(pid[0])
+    assert view.status is ParentStatus.CANCELLED and view.working_qty == 0
+    assert 0 < view.filled_qty < view.quantity
+    assert engine.is_flat()

@@ -227,6 +227,9 @@ class Engine:
     def flatten(self, reason: str = "flatten") -> None:
         """Cancel all open orders and close every position through the normal order path."""
         self._flattening = True
+        for strat in self.strategies:
+            strat.on_flatten(reason)
+        self._drain()
         self.orders.cancel_all(reason=reason)
         now = self.clock.now()
         for iid, pos in sorted(self.portfolio.positions.items()):

@@ -570,6 +570,12 @@ class AlgoEngine(Strategy):
         if self._working.get(update.instrument_id):
             self._each(update.instrument_id, lambda a: a.on_book(update))
 
+    def on_flatten(self, reason: str) -> None:
+        """The engine is flattening: no parent may send another child."""
+        for ctx in list(self._parents.values()):
+            if ctx.status is ParentStatus.WORKING:
+                self.cancel_parent(ctx.parent_id, f"flatten: {reason}")
+
     def on_stop(self) -> None:
         """The session ends: working parents fail with their remainder, children are cancelled."""
         for ctx in list(self._parents.values()):

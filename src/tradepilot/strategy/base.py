@@ -68,6 +68,10 @@ class Strategy:
 
     def on_stop(self) -> None: ...
 
+    def on_flatten(self, reason: str) -> None:
+        """The engine is closing every position (emergency stop, flatten on stop):
+        stop trading; anything still working will be cancelled right after."""
+
     def status(self) -> dict[str, object]:
         """Extra fields for the paper session's cycle log (signal, confidence, ...)."""
         return {}
