@@ -473,7 +473,7 @@ def test_postgres_schema_is_created_by_the_migration(
         version = conn.execute(
             text(f'SELECT version_num FROM "{schema}".journal_schema_version')
         ).scalar_one()
-    assert tables == {"events", "batches", "journal_schema_version"}
+    assert tables == {"events", "batches", "snapshots", "journal_schema_version"}
     assert version == _script().get_current_head()
     # the revisions and the Core table definitions describe the same schema
     engine = create_engine(pg_private_url)

@@ -183,3 +183,21 @@ def test_a_cancel_is_not_sent_while_the_outcome_is_unknown() -> None:
     assert report.lost == 1
     assert order.status is OrderStatus.REJECTED
     assert "not found at the venue" in order.events[-1].reason  # type: ignore[attr-defined]
+
+
+def test_an_order_still_in_flight_is_left_alone() -> None:
+    from tradepilot.engine.kernel import EngineConfig
+
+    strat = Script(
+        {
+            0: lambda s: s.placed.append(
+                s.submit(INST.id, OrderSide.BUY, "1", OrderType.LIMIT, price="90")
+            ),
+        }
+    )
+    engine = Engine([INST], [strat], EngineConfig(latency_ns=2 * MIN))
+    engine.run(BARS[:1])
+    order = strat.placed[0]
+    assert order.status is OrderStatus.SUBMITTED
+    assert reconcile(engine).corrections == 0
+    assert order.status is OrderStatus.SUBMITTED

@@ -103,6 +103,8 @@ def reconcile(engine: Engine, venue: ReconcilableVenue | None = None) -> Reconci
         unknown = order.status is OrderStatus.UNKNOWN
         correction: Event | None = None
         if seen is None:
+            if not unknown:
+                continue  # still on its way to the venue (latency): not lost, in flight
             correction = OrderRejected(now, cid, "not found at the venue: lost before it arrived")
             report.lost += 1
         elif seen.status == "OPEN":

@@ -1,4 +1,6 @@
-"""Persistence: the append-only event journal (SQLite or PostgreSQL).
+"""Persistence: the append-only event journal (SQLite or PostgreSQL), the state
+projection folded from it, its snapshots (restart = latest snapshot + tail) and the
+query API over it.
 
 ``PostgresJournal`` is imported on first use, so SQLAlchemy, Alembic and
 psycopg are loaded only when a PostgreSQL journal is used.
@@ -15,10 +17,24 @@ from tradepilot.persistence.journal import (
     MemoryJournal,
     NullJournal,
     PersistentJournal,
+    SnapshotInfo,
     SqliteJournal,
     digest,
     open_journal,
     read_events,
+)
+from tradepilot.persistence.projection import (
+    SNAPSHOT_FORMAT_VERSION,
+    SnapshotError,
+    SnapshotVersionError,
+    StateProjection,
+)
+from tradepilot.persistence.queries import JournalQueries
+from tradepilot.persistence.snapshots import (
+    ProjectingJournal,
+    Snapshotter,
+    SnapshotWarning,
+    restore,
 )
 
 if TYPE_CHECKING:
@@ -26,18 +42,28 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SNAPSHOT_FORMAT_VERSION",
     "BatchRecord",
     "Journal",
     "JournalError",
+    "JournalQueries",
     "JournalRecoveryWarning",
     "MemoryJournal",
     "NullJournal",
     "PersistentJournal",
     "PostgresJournal",
+    "ProjectingJournal",
+    "SnapshotError",
+    "SnapshotInfo",
+    "SnapshotVersionError",
+    "SnapshotWarning",
+    "Snapshotter",
     "SqliteJournal",
+    "StateProjection",
     "digest",
     "open_journal",
     "read_events",
+    "restore",
 ]
 
 

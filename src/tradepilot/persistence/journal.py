@@ -19,17 +19,24 @@ after the last complete batch (see :mod:`tradepilot.persistence.integrity`).
 Rows hold only what the engine decided - sequence, event time, kind and the
 event's canonical JSON - and nothing from the wall clock, so the same backtest
 on the same input writes the same rows.
+
+The same database also keeps *snapshots*: the folded state (see
+:mod:`tradepilot.persistence.projection`) as of a sequence number, so a restart
+loads the latest snapshot and replays only the events after it. A snapshot is
+derived data: it is never part of a batch nor of the digest, and snapshots after
+the last complete batch are deleted when the journal is opened.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import NamedTuple, Protocol, Self
 
 from tradepilot.model.events import Event, decode, encode
 from tradepilot.persistence.integrity import (
@@ -37,11 +44,13 @@ from tradepilot.persistence.integrity import (
     JournalError,
     JournalRecoveryWarning,
     check_batches,
+    logger,
     recover_tail,
 )
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SNAPSHOT_MAGIC",
     "BatchRecord",
     "Journal",
     "JournalError",
@@ -49,21 +58,45 @@ __all__ = [
     "MemoryJournal",
     "NullJournal",
     "PersistentJournal",
+    "SnapshotInfo",
     "SqliteJournal",
     "digest",
     "digest_rows",
     "is_postgres_url",
     "open_journal",
     "read_events",
+    "snapshot_format_version",
 ]
 
 #: Version of the SQLite journal schema this code writes (``meta.schema_version``).
 #: 1: events(seq, ts, kind, payload). 2: + events.batch, the batches table, meta.session.
-SCHEMA_VERSION = 2
+#: 3: + the snapshots table.
+SCHEMA_VERSION = 3
 
 DEFAULT_SESSION = "main"
 
 Row = tuple[int, int, str, bytes]
+
+#: Every snapshot payload starts with this magic and its format version (big-endian uint16).
+SNAPSHOT_MAGIC = b"TPSNAP"
+_SNAPSHOT_HEADER = struct.Struct(">6sH")
+
+
+def snapshot_format_version(payload: bytes) -> int:
+    """The format version in a snapshot payload's header; :class:`JournalError` if it has none."""
+    if len(payload) < _SNAPSHOT_HEADER.size or not payload.startswith(SNAPSHOT_MAGIC):
+        raise JournalError("not a snapshot payload (no TPSNAP header)")
+    version: int = _SNAPSHOT_HEADER.unpack_from(payload)[1]
+    return version
+
+
+class SnapshotInfo(NamedTuple):
+    """One stored snapshot, without its payload."""
+
+    seq: int
+    ts: int
+    format_version: int
+    size: int
 
 
 class Journal(Protocol):
@@ -86,7 +119,12 @@ class PersistentJournal(Journal, Protocol):
     @property
     def last_batch(self) -> int: ...
 
-    def rows(self, after_seq: int = 0) -> Iterator[Row]: ...
+    def rows(
+        self,
+        after_seq: int = 0,
+        kinds: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Row]: ...
 
     def events(self, after_seq: int = 0) -> Iterator[Event]: ...
 
@@ -95,6 +133,16 @@ class PersistentJournal(Journal, Protocol):
     def digest(self) -> str: ...
 
     def verify(self) -> list[str]: ...
+
+    def write_snapshot(
+        self, seq: int, ts: int, payload: bytes, format_version: int | None = None
+    ) -> None: ...
+
+    def latest_snapshot(self, max_seq: int | None = None) -> tuple[int, bytes] | None: ...
+
+    def snapshots(self) -> list[SnapshotInfo]: ...
+
+    def prune_snapshots(self, keep: int) -> int: ...
 
     def __enter__(self) -> Self: ...
 
@@ -168,6 +216,12 @@ _SQLITE_TABLES = (
         n_rows INTEGER NOT NULL,
         checksum INTEGER NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS snapshots (
+        seq INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        format_version INTEGER NOT NULL,
+        payload BLOB NOT NULL
+    )""",
 )
 _INSERT_ROWS = "INSERT INTO events(seq, ts, kind, payload, batch) VALUES (?, ?, ?, ?, ?)"
 _INSERT_BATCH = "INSERT INTO batches(batch, last_seq, n_rows, checksum) VALUES (?, ?, ?, ?)"
@@ -202,7 +256,12 @@ def _sqlite_migrate_1_to_2(conn: sqlite3.Connection, session: str) -> None:
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('session', ?)", (session,))
 
 
-_SQLITE_MIGRATIONS = {1: _sqlite_migrate_1_to_2}
+def _sqlite_migrate_2_to_3(conn: sqlite3.Connection, session: str) -> None:
+    """Add the (empty) snapshots table."""
+    conn.execute(_SQLITE_TABLES[3])
+
+
+_SQLITE_MIGRATIONS = {1: _sqlite_migrate_1_to_2, 2: _sqlite_migrate_2_to_3}
 
 
 class _SqliteTail:
@@ -259,7 +318,8 @@ class SqliteJournal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(str(self.path), isolation_level=None)
+            # one connection, used by one thread at a time (callers serialise access)
+            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         try:
@@ -269,6 +329,10 @@ class SqliteJournal:
             try:
                 self._session = self._prepare(conn, session)
                 last = recover_tail(_SqliteTail(conn), f"journal {self.path}")
+                stale = conn.execute(
+                    "DELETE FROM snapshots WHERE seq > ?",
+                    (last.last_seq if last is not None else 0,),
+                ).rowcount
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -280,6 +344,8 @@ class SqliteJournal:
         except BaseException:
             conn.close()
             raise
+        if stale:
+            _log_stale_snapshots(f"journal {self.path}", stale)
         self._conn = conn
         self._seq = last.last_seq if last is not None else 0
         self._batch = last.batch if last is not None else 0
@@ -383,13 +449,29 @@ class SqliteJournal:
         self.close()
 
     # -- reading ---------------------------------------------------------------------------
-    def rows(self, after_seq: int = 0) -> Iterator[Row]:
-        """``(seq, ts, kind, payload)`` of every event after ``after_seq``, in order."""
+    def rows(
+        self,
+        after_seq: int = 0,
+        kinds: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Row]:
+        """``(seq, ts, kind, payload)`` of every event after ``after_seq``, in order.
+
+        ``kinds`` keeps only those event kinds (class names); ``limit`` stops after
+        that many rows.
+        """
         self.flush()
-        cur = self._conn.execute(
-            "SELECT seq, ts, kind, payload FROM events WHERE seq > ? ORDER BY seq", (after_seq,)
-        )
-        yield from cur
+        sql = "SELECT seq, ts, kind, payload FROM events WHERE seq > ?"
+        params: list[object] = [after_seq]
+        if kinds is not None:
+            names = sorted(set(kinds))
+            sql += f" AND kind IN ({', '.join('?' * len(names))})"
+            params.extend(names)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(max(limit, 0))
+        yield from self._conn.execute(sql, params)
 
     def events(self, after_seq: int = 0) -> Iterator[Event]:
         for *_, payload in self.rows(after_seq):
@@ -413,6 +495,83 @@ class SqliteJournal:
         self.flush()
         rows = self._conn.execute("SELECT seq, batch, payload FROM events ORDER BY seq")
         return check_batches(self.batches(), rows)
+
+    # -- snapshots -------------------------------------------------------------------------
+    def write_snapshot(
+        self, seq: int, ts: int, payload: bytes, format_version: int | None = None
+    ) -> None:
+        """Store a snapshot of the state as of ``seq`` (replacing one at the same ``seq``).
+
+        The buffer is flushed first, so a snapshot never refers to rows that are not
+        committed. ``format_version`` defaults to the one in the payload's header.
+        """
+        version = _check_snapshot(self._seq, seq, payload, format_version)
+        self.flush()
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO snapshots(seq, ts, format_version, payload) "
+                "VALUES (?, ?, ?, ?)",
+                (seq, ts, version, payload),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def latest_snapshot(self, max_seq: int | None = None) -> tuple[int, bytes] | None:
+        """``(seq, payload)`` of the newest snapshot at or before the last complete batch
+        (and at or before ``max_seq``), or ``None``."""
+        self.flush()
+        bound = "(SELECT COALESCE(MAX(last_seq), 0) FROM batches)"
+        sql = f"SELECT seq, payload FROM snapshots WHERE seq <= {bound}"
+        params: tuple[int, ...] = ()
+        if max_seq is not None:
+            sql += " AND seq <= ?"
+            params = (max_seq,)
+        row = self._conn.execute(sql + " ORDER BY seq DESC LIMIT 1", params).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def snapshots(self) -> list[SnapshotInfo]:
+        """Every stored snapshot (without payloads), oldest first."""
+        return [
+            SnapshotInfo(*row)
+            for row in self._conn.execute(
+                "SELECT seq, ts, format_version, length(payload) FROM snapshots ORDER BY seq"
+            )
+        ]
+
+    def prune_snapshots(self, keep: int) -> int:
+        """Delete all but the newest ``keep`` snapshots; return how many were deleted."""
+        if keep < 0:
+            raise JournalError(f"keep must not be negative, not {keep}")
+        conn = self._conn
+        cur = conn.execute(
+            "DELETE FROM snapshots WHERE seq NOT IN "
+            "(SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)",
+            (keep,),
+        )
+        return int(cur.rowcount)
+
+
+def _check_snapshot(last_seq: int, seq: int, payload: bytes, format_version: int | None) -> int:
+    """The format version to store; :class:`JournalError` for a snapshot that cannot be."""
+    if not 0 < seq <= last_seq:
+        raise JournalError(
+            f"a snapshot must be taken at a seq of the journal (1..{last_seq}), not {seq}"
+        )
+    header = snapshot_format_version(payload)
+    if format_version is not None and format_version != header:
+        raise JournalError(
+            f"snapshot format_version {format_version} disagrees with its payload ({header})"
+        )
+    return header
+
+
+def _log_stale_snapshots(label: str, count: int) -> None:
+    logger.warning("%s: deleted %d snapshot(s) taken after the last complete batch", label, count)
 
 
 # -- choosing a backend ------------------------------------------------------------------------

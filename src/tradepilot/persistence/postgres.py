@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, cast
@@ -32,8 +32,15 @@ from tradepilot.persistence.integrity import (
     check_batches,
     recover_tail,
 )
-from tradepilot.persistence.journal import DEFAULT_SESSION, Row, digest_rows
-from tradepilot.persistence.schema import VERSION_TABLE, batches, events
+from tradepilot.persistence.journal import (
+    DEFAULT_SESSION,
+    Row,
+    SnapshotInfo,
+    _check_snapshot,
+    _log_stale_snapshots,
+    digest_rows,
+)
+from tradepilot.persistence.schema import VERSION_TABLE, batches, events, snapshots
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -190,6 +197,14 @@ class PostgresJournal:
                 upgrade_schema(self._conn)
             with self._conn.begin():
                 last = recover_tail(_PgTail(self._conn, session), self._label)
+                stale = self._conn.execute(
+                    delete(snapshots).where(
+                        snapshots.c.session == session,
+                        snapshots.c.seq > (last.last_seq if last is not None else 0),
+                    )
+                ).rowcount
+            if stale:
+                _log_stale_snapshots(self._label, stale)
         except BaseException:
             self._conn.close()
             self._engine.dispose()
@@ -277,18 +292,33 @@ class PostgresJournal:
         self.close()
 
     # -- reading ---------------------------------------------------------------------------
-    def rows(self, after_seq: int = 0) -> Iterator[Row]:
-        """``(seq, ts, kind, payload)`` of every event after ``after_seq``, in order."""
+    def rows(
+        self,
+        after_seq: int = 0,
+        kinds: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Row]:
+        """``(seq, ts, kind, payload)`` of every event after ``after_seq``, in order.
+
+        ``kinds`` keeps only those event kinds (class names); ``limit`` stops after
+        that many rows. Rows are streamed from a server-side cursor in binary format.
+        """
         self.flush()
-        stmt = (
-            select(events.c.seq, events.c.ts, events.c.kind, events.c.payload)
-            .where(events.c.session == self._session, events.c.seq > after_seq)
-            .order_by(events.c.seq)
-        )
-        with self._engine.connect() as conn:
-            result = conn.execution_options(yield_per=_READ_CHUNK).execute(stmt)
-            for seq, ts, kind, payload in result:
-                yield seq, ts, kind, bytes(payload)
+        sql = "SELECT seq, ts, kind, payload FROM events WHERE session = %s AND seq > %s"
+        params: list[object] = [self._session, after_seq]
+        if kinds is not None:
+            sql += " AND kind = ANY(%s)"
+            params.append(sorted(set(kinds)))
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(max(limit, 0))
+        with self._engine.connect() as conn, conn.begin():
+            driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+            with driver.cursor(name="tradepilot_rows", binary=True) as cur:
+                cur.itersize = _READ_CHUNK
+                cur.execute(sql, params)
+                yield from cur
 
     def events(self, after_seq: int = 0) -> Iterator[Event]:
         for *_, payload in self.rows(after_seq):
@@ -320,6 +350,80 @@ class PostgresJournal:
             result = conn.execution_options(yield_per=_READ_CHUNK).execute(stmt)
             return check_batches(records, ((r[0], r[1], bytes(r[2])) for r in result))
 
+    # -- snapshots -------------------------------------------------------------------------
+    def write_snapshot(
+        self, seq: int, ts: int, payload: bytes, format_version: int | None = None
+    ) -> None:
+        """Store a snapshot of the state as of ``seq`` (replacing one at the same ``seq``).
+
+        The buffer is flushed first, so a snapshot never refers to rows that are not
+        committed. ``format_version`` defaults to the one in the payload's header.
+        """
+        version = _check_snapshot(self._seq, seq, payload, format_version)
+        self.flush()
+        where = (snapshots.c.session == self._session, snapshots.c.seq == seq)
+        with self._conn.begin():
+            self._conn.execute(delete(snapshots).where(*where))
+            self._conn.execute(
+                insert(snapshots).values(
+                    session=self._session,
+                    seq=seq,
+                    ts=ts,
+                    format_version=version,
+                    payload=payload,
+                )
+            )
+
+    def latest_snapshot(self, max_seq: int | None = None) -> tuple[int, bytes] | None:
+        """``(seq, payload)`` of the newest snapshot at or before the last complete batch
+        (and at or before ``max_seq``), or ``None``."""
+        self.flush()
+        sql = (
+            "SELECT seq, payload FROM snapshots WHERE session = %s AND seq <= "
+            "(SELECT COALESCE(MAX(last_seq), 0) FROM batches WHERE session = %s)"
+        )
+        params: list[object] = [self._session, self._session]
+        if max_seq is not None:
+            sql += " AND seq <= %s"
+            params.append(max_seq)
+        with self._engine.connect() as conn:
+            driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+            with driver.cursor(binary=True) as cur:  # binary: no hex decoding of the payload
+                cur.execute(sql + " ORDER BY seq DESC LIMIT 1", params)
+                row = cur.fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def snapshots(self) -> list[SnapshotInfo]:
+        """Every stored snapshot (without payloads), oldest first."""
+        stmt = (
+            select(
+                snapshots.c.seq,
+                snapshots.c.ts,
+                snapshots.c.format_version,
+                func.octet_length(snapshots.c.payload),
+            )
+            .where(snapshots.c.session == self._session)
+            .order_by(snapshots.c.seq)
+        )
+        with self._engine.connect() as conn:
+            return [SnapshotInfo(r[0], r[1], r[2], r[3]) for r in conn.execute(stmt)]
+
+    def prune_snapshots(self, keep: int) -> int:
+        """Delete all but the newest ``keep`` snapshots; return how many were deleted."""
+        if keep < 0:
+            raise JournalError(f"keep must not be negative, not {keep}")
+        newest = (
+            select(snapshots.c.seq)
+            .where(snapshots.c.session == self._session)
+            .order_by(snapshots.c.seq.desc())
+            .limit(keep)
+        )
+        stmt = delete(snapshots).where(
+            snapshots.c.session == self._session, snapshots.c.seq.not_in(newest)
+        )
+        with self._conn.begin():
+            return int(self._conn.execute(stmt).rowcount)
+
 
 def list_sessions(url: str | URL) -> list[str]:
     """Names of the sessions with at least one complete batch in the database."""
@@ -341,5 +445,6 @@ def drop_session(url: str | URL, session: str) -> None:
             upgrade_schema(conn)
             conn.execute(delete(events).where(events.c.session == session))
             conn.execute(delete(batches).where(batches.c.session == session))
+            conn.execute(delete(snapshots).where(snapshots.c.session == session))
     finally:
         engine.dispose()

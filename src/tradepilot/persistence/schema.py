@@ -8,7 +8,7 @@ them); the schema itself is created and changed only by the revisions under
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, Table, Text
 
 metadata = MetaData()
 
@@ -31,6 +31,16 @@ batches = Table(
     Column("last_seq", BigInteger, nullable=False),
     Column("n_rows", BigInteger, nullable=False),
     Column("checksum", BigInteger, nullable=False),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("session", Text, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("format_version", Integer, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
 )
 
 #: Alembic's version table for the journal schema. Not ``alembic_version``, so the

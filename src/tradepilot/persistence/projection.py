@@ -1,0 +1,1146 @@
+"""The state of a session as a fold over its journal.
+
+:class:`StateProjection` applies journal events in ``seq`` order and keeps what a
+restart, a report or the REST service needs: every order (an
+:class:`~tradepilot.model.order.Order`, indexed as open or closed), every fill (a
+compact :class:`FillRecord`), positions, account balances (cash or margin
+settlement exactly as :meth:`Portfolio.on_fill
+<tradepilot.portfolio.portfolio.Portfolio.on_fill>` does it), the highest number
+of the deterministic ids per prefix (``<strategy>-<n>``, ``<parent>-c<n>``,
+``<strategy>-P<n>``) so ids continue without a clash after a restart, parent orders
+of execution algorithms, the last ``SessionStarted``, the trading state and the
+last reconciliation (if the journal records them), ``last_seq`` and ``last_ts``.
+
+The fold is lenient: an event of an unknown kind, one for an order it does not
+know, or one the order's state machine refuses is counted (see
+:attr:`StateProjection.anomalies` and :attr:`StateProjection.unknown_kinds`) and
+otherwise ignored, so a projection can always be built from what a journal holds.
+
+:meth:`StateProjection.to_snapshot` serialises the state (msgpack, compressed,
+behind a versioned header) and :meth:`StateProjection.from_snapshot` reads it
+back; :mod:`tradepilot.persistence.snapshots` stores snapshots in the journal
+database and restores a projection from the latest one plus the events after it.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import struct
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from tradepilot.model import fixed
+from tradepilot.model.account import Account
+from tradepilot.model.enums import (
+    AccountType,
+    AssetClass,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+)
+from tradepilot.model.events import (
+    AnyEvent,
+    CancelAllOrders,
+    CancelOrder,
+    DataRejected,
+    Event,
+    ModifyOrder,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderDenied,
+    OrderExpired,
+    OrderFilled,
+    OrderInitialized,
+    OrderModifyRejected,
+    OrderPendingCancel,
+    OrderPendingUpdate,
+    OrderRejected,
+    OrderStatusUnknown,
+    OrderSubmitted,
+    OrderTriggered,
+    OrderUpdated,
+    ParentOrderFinished,
+    ParentOrderProgress,
+    ParentOrderStarted,
+    ReconciliationCompleted,
+    SessionStarted,
+    SessionStopped,
+    TradingStateChanged,
+)
+from tradepilot.model.instrument import Instrument
+from tradepilot.model.order import InvalidStateTransition, Order
+from tradepilot.model.position import Position
+from tradepilot.persistence.integrity import JournalError
+from tradepilot.persistence.journal import SNAPSHOT_MAGIC, PersistentJournal, Row
+
+__all__ = [
+    "SNAPSHOT_FORMAT_VERSION",
+    "FillRecord",
+    "ParentOrderRecord",
+    "ReconciliationRecord",
+    "SessionInfo",
+    "SessionSetup",
+    "SnapshotError",
+    "SnapshotVersionError",
+    "StateProjection",
+    "TradingStateRecord",
+    "session_setup",
+]
+
+#: Version of the snapshot payload this code writes and reads.
+SNAPSHOT_FORMAT_VERSION: Final = 1
+
+_HEADER = struct.Struct(">6sH")
+
+
+class SnapshotError(JournalError):
+    """A snapshot payload that cannot be read (not a snapshot, or damaged)."""
+
+
+class SnapshotVersionError(SnapshotError):
+    """A snapshot written in a newer format than this code reads."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"snapshot format version {version} is newer than this tradepilot reads "
+            f"({SNAPSHOT_FORMAT_VERSION})"
+        )
+        self.version = version
+
+
+# -- records -----------------------------------------------------------------------------------
+class FillRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One execution, compactly (raw fixed-point ints; ``side`` is +1 buy, -1 sell)."""
+
+    seq: int
+    ts: int
+    client_order_id: str
+    instrument_id: str
+    strategy_id: str
+    side: int
+    qty: int
+    px: int
+    fee: int
+    fee_currency: str
+    liquidity: str
+    trade_id: str
+
+
+class ParentOrderRecord(msgspec.Struct, array_like=True, gc=False):
+    """A parent order of an execution algorithm, folded from its ``ParentOrder*`` events.
+
+    ``state`` is ``RUNNING`` until a ``ParentOrderFinished`` sets DONE, CANCELLED or
+    FAILED.
+    """
+
+    parent_id: str
+    instrument_id: str
+    strategy_id: str
+    side: int
+    quantity: int
+    algorithm: str
+    params: str
+    arrival_px: int | None
+    urgency: str
+    ts_start: int
+    ts_last: int
+    state: str = "RUNNING"
+    filled_qty: int = 0
+    remaining_qty: int = 0
+    avg_px: int | None = None
+    reason: str = ""
+
+
+class TradingStateRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """The last trading state a journal recorded (``TradingStateChanged``, or any event
+    of an unknown kind carrying a ``state``)."""
+
+    state: str
+    reason: str
+    until_ns: int | None
+    source: str
+    ts: int
+    seq: int
+    kind: str
+
+
+class ReconciliationRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """The last ``ReconciliationCompleted`` (``details`` is its JSON report)."""
+
+    seq: int
+    ts: int
+    corrections: int
+    details: str
+
+
+class SessionInfo(msgspec.Struct, array_like=True, gc=False):
+    """The last ``SessionStarted`` (and the ``SessionStopped`` after it, if any)."""
+
+    seq: int
+    ts: int
+    mode: str
+    config: str
+    stopped_ts: int | None = None
+    stop_reason: str | None = None
+
+
+# -- snapshot structures (private: the payload format) -----------------------------------------
+class _InstrumentState(msgspec.Struct, array_like=True, gc=False):
+    symbol: str
+    venue: str
+    base: str
+    quote: str
+    tick_size: int
+    lot_size: int
+    min_qty: int
+    min_notional: int
+    maker_fee_bps: int
+    taker_fee_bps: int
+    asset_class: str
+
+
+class _OrderState(msgspec.Struct, array_like=True, gc=False):
+    # the OrderInitialized, as created
+    ts_init: int
+    client_order_id: str
+    instrument_id: str
+    strategy_id: str
+    side: int
+    order_type: str
+    init_quantity: int
+    init_price: int | None
+    init_trigger_price: int | None
+    time_in_force: str
+    expire_ts: int | None
+    post_only: bool
+    reduce_only: bool
+    parent_id: str | None
+    tags: str
+    # its state now
+    status: str
+    status_before_pending: str
+    venue_order_id: str | None
+    filled_qty: int
+    filled_notional: int
+    fees: int
+    quantity: int
+    price: int | None
+    trigger_price: int | None
+    triggered: bool
+    ts_last: int
+
+
+class _PositionState(msgspec.Struct, array_like=True, gc=False):
+    instrument_id: str
+    qty: int
+    cost: int
+    realized_pnl: int
+    fees: int
+    opened_ts: int | None
+    ts_last: int
+    last_px: int
+    trade_count: int
+
+
+class _Snapshot(msgspec.Struct, array_like=True, gc=False):
+    last_seq: int
+    last_ts: int
+    base_currency: str
+    account_type: str
+    starting_balances: list[tuple[str, int]]
+    instruments: list[_InstrumentState]
+    balances: list[tuple[str, int]]
+    orders: list[_OrderState]
+    fills: list[FillRecord]
+    positions: list[_PositionState]
+    id_counters: list[tuple[str, int]]
+    child_counters: list[tuple[str, int]]
+    parent_counters: list[tuple[str, int]]
+    parents: list[ParentOrderRecord]
+    session: SessionInfo | None
+    trading_state: TradingStateRecord | None
+    reconciliation: ReconciliationRecord | None
+    reconciliations: int
+    kind_counts: list[tuple[str, int]]
+    unknown_kinds: list[tuple[str, int]]
+    anomalies: list[tuple[str, int]]
+    fill_count: int
+    total_fees: int
+    fees_by_currency: list[tuple[str, int]]
+    traded_notional: int
+    events_applied: int
+
+
+_encoder = msgspec.msgpack.Encoder()
+_snapshot_decoder = msgspec.msgpack.Decoder(_Snapshot)
+_event_decoder = msgspec.json.Decoder(AnyEvent)
+
+_ORDER_EVENTS: tuple[type[Event], ...] = (
+    OrderDenied,
+    OrderSubmitted,
+    OrderAccepted,
+    OrderRejected,
+    OrderPendingCancel,
+    OrderPendingUpdate,
+    OrderCanceled,
+    OrderExpired,
+    OrderTriggered,
+    OrderUpdated,
+    OrderCancelRejected,
+    OrderModifyRejected,
+    OrderStatusUnknown,
+)
+#: Kinds that change no state: counted from the row's ``kind`` without decoding the payload.
+_COUNT_ONLY = frozenset(
+    cls.__name__ for cls in (CancelOrder, ModifyOrder, CancelAllOrders, DataRejected)
+)
+_STATUS = {s.value: s for s in OrderStatus}
+_SIDES = {s.value: s for s in OrderSide}
+_TYPES = {t.value: t for t in OrderType}
+_TIFS = {t.value: t for t in TimeInForce}
+
+
+@contextmanager
+def _bulk() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many acyclic objects are created.
+
+    Loading a snapshot or folding a long journal creates hundreds of thousands of
+    orders; each automatic collection would walk all of them again.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# -- setting up a projection from a session's configuration -------------------------------------
+@dataclass(frozen=True)
+class SessionSetup:
+    """What a projection needs besides the events: instruments and the starting account."""
+
+    instruments: Mapping[str, Instrument]
+    base_currency: str
+    starting_balances: Mapping[str, int]
+    account_type: AccountType = AccountType.CASH
+
+
+def session_setup(config_json: str) -> SessionSetup:
+    """The setup of a session from its ``SessionStarted.config``.
+
+    The config is a ``RunSpec`` as JSON (a backtest) or ``{"spec": RunSpec, ...}`` (a
+    paper session). Builds the instrument and the starting balance the way
+    :func:`tradepilot.engine.sessions.prepare` does (data set instrument with the
+    spec's fee, the capital in its quote currency, a cash account) without loading
+    the data. Raises :class:`JournalError` when the config holds no run spec.
+    """
+    from tradepilot.data.catalog import find
+    from tradepilot.engine.sessions import RunSpec
+
+    try:
+        config = json.loads(config_json)
+        if isinstance(config, dict) and isinstance(config.get("spec"), dict):
+            config = config["spec"]
+        spec = RunSpec(**config)
+        inst = find(spec.dataset).instrument(spec.fee_bps)
+        capital = fixed.to_raw(spec.capital)
+    except (TypeError, ValueError) as exc:
+        raise JournalError(
+            f"cannot derive instruments and balances from the session config ({exc}); "
+            "pass instruments, base_currency and starting_balances"
+        ) from None
+    return SessionSetup({inst.id: inst}, inst.quote, {inst.quote: capital}, AccountType.CASH)
+
+
+# -- the projection ----------------------------------------------------------------------------
+class StateProjection:
+    """Orders, fills, positions and balances folded from journal events.
+
+    ``instruments`` (a mapping by id, or any iterable of :class:`Instrument`) give the
+    base and quote currency that a cash fill settles in; ``starting_balances`` are raw
+    fixed-point ints. Events are applied with :meth:`apply` (or :meth:`fold_rows` for
+    journal rows) in ``seq`` order; an event at or before :attr:`last_seq` is skipped,
+    so folding overlapping ranges is harmless.
+
+    An :class:`Order` here keeps in ``events`` its ``OrderInitialized`` and, while it
+    is open, the events applied to it since; a closed order drops the rest (the
+    journal keeps them) unless ``keep_order_events`` is set.
+    """
+
+    def __init__(
+        self,
+        instruments: Mapping[str, Instrument] | Iterable[Instrument],
+        base_currency: str,
+        starting_balances: Mapping[str, int],
+        account_type: AccountType = AccountType.CASH,
+        *,
+        keep_order_events: bool = False,
+    ) -> None:
+        self.instruments: dict[str, Instrument] = (
+            dict(instruments)
+            if isinstance(instruments, Mapping)
+            else {i.id: i for i in instruments}
+        )
+        self.base_currency = base_currency
+        self.account_type = AccountType(account_type)
+        self.starting_balances: dict[str, int] = dict(starting_balances)
+        self.keep_order_events = keep_order_events
+        self.account = Account(base_currency, dict(starting_balances), self.account_type)
+        #: every order by client order id, in creation order
+        self.orders: dict[str, Order] = {}
+        #: orders not closed yet (INITIALIZED, SUBMITTED, ACCEPTED, PENDING_*, PARTIALLY_FILLED)
+        self.open_orders: dict[str, Order] = {}
+        #: closed orders (DENIED, REJECTED, FILLED, CANCELED, EXPIRED)
+        self.closed_orders: dict[str, Order] = {}
+        self.fills: list[FillRecord] = []
+        self.positions: dict[str, Position] = {}
+        #: highest ``n`` of ids ``<prefix>-<n>``, by prefix (the strategy id for ``next_id``)
+        self.id_counters: dict[str, int] = {}
+        #: highest ``n`` of child ids ``<parent>-c<n>``, by parent id
+        self.child_counters: dict[str, int] = {}
+        #: highest ``n`` of parent ids ``<strategy>-P<n>`` (execution algorithms), by strategy
+        self.parent_counters: dict[str, int] = {}
+        self.parents: dict[str, ParentOrderRecord] = {}
+        self.session: SessionInfo | None = None
+        self.trading_state: TradingStateRecord | None = None
+        self.reconciliation: ReconciliationRecord | None = None
+        #: ``ReconciliationCompleted`` records seen
+        self.reconciliations = 0
+        #: events applied, by kind
+        self.kind_counts: dict[str, int] = {}
+        #: events of kinds this projection does not know, by kind (ignored)
+        self.unknown_kinds: dict[str, int] = {}
+        #: events that were ignored because they did not fit the state, by reason
+        self.anomalies: dict[str, int] = {}
+        self.fill_count = 0
+        self.total_fees = 0
+        self.fees_by_currency: dict[str, int] = {}
+        self.traded_notional = 0
+        self.events_applied = 0
+        self.last_seq = 0
+        self.last_ts = 0
+
+    # -- building ------------------------------------------------------------------------------
+    @classmethod
+    def for_journal(
+        cls,
+        journal: PersistentJournal,
+        instruments: Mapping[str, Instrument] | Iterable[Instrument] | None = None,
+        base_currency: str | None = None,
+        starting_balances: Mapping[str, int] | None = None,
+        account_type: AccountType | None = None,
+        *,
+        keep_order_events: bool = False,
+    ) -> StateProjection:
+        """An empty projection for ``journal``'s session.
+
+        Arguments left ``None`` are taken from the journal's first ``SessionStarted``
+        (see :func:`session_setup`).
+        """
+        if instruments is None or base_currency is None or starting_balances is None:
+            setup = session_setup(_first_session_config(journal))
+            instruments = setup.instruments if instruments is None else instruments
+            base_currency = base_currency or setup.base_currency
+            if starting_balances is None:
+                starting_balances = setup.starting_balances
+            account_type = account_type or setup.account_type
+        return cls(
+            instruments,
+            base_currency,
+            starting_balances,
+            account_type or AccountType.CASH,
+            keep_order_events=keep_order_events,
+        )
+
+    @classmethod
+    def from_journal(
+        cls,
+        journal: PersistentJournal,
+        instruments: Mapping[str, Instrument] | Iterable[Instrument] | None = None,
+        base_currency: str | None = None,
+        starting_balances: Mapping[str, int] | None = None,
+        account_type: AccountType | None = None,
+        *,
+        keep_order_events: bool = False,
+    ) -> StateProjection:
+        """Fold every event of ``journal`` (a full replay; see :meth:`for_journal`)."""
+        projection = cls.for_journal(
+            journal,
+            instruments,
+            base_currency,
+            starting_balances,
+            account_type,
+            keep_order_events=keep_order_events,
+        )
+        projection.fold_rows(journal.rows())
+        return projection
+
+    # -- folding -------------------------------------------------------------------------------
+    def fold_rows(self, rows: Iterable[Row]) -> int:
+        """Apply journal rows ``(seq, ts, kind, payload)`` in order; return how many were new.
+
+        Rows at or before :attr:`last_seq` are skipped. Kinds that change no state
+        (commands, rejected data) are only counted, without decoding; a payload that
+        cannot be decoded (an event kind from a newer tradepilot) is counted in
+        :attr:`unknown_kinds`.
+        """
+        applied = 0
+        decode = _event_decoder.decode
+        apply = self.apply
+        count_only = _COUNT_ONLY
+        with _bulk():
+            for seq, ts, kind, payload in rows:
+                if seq <= self.last_seq:
+                    continue
+                applied += 1
+                if kind in count_only:
+                    self._count(seq, ts, kind)
+                    continue
+                try:
+                    event = decode(payload)
+                except msgspec.MsgspecError:
+                    self._count(seq, ts, kind)
+                    self.unknown_kinds[kind] = self.unknown_kinds.get(kind, 0) + 1
+                    continue
+                apply(seq, event)
+        return applied
+
+    def _count(self, seq: int, ts: int, kind: str) -> None:
+        counts = self.kind_counts
+        counts[kind] = counts.get(kind, 0) + 1
+        self.events_applied += 1
+        self.last_seq = seq
+        self.last_ts = ts
+
+    def apply(self, seq: int, event: Event) -> None:
+        """Fold one event journaled at ``seq`` (skipped when ``seq <= last_seq``)."""
+        if seq <= self.last_seq:
+            return
+        kind = type(event)
+        name = kind.__name__
+        counts = self.kind_counts
+        counts[name] = counts.get(name, 0) + 1
+        self.events_applied += 1
+        self.last_seq = seq
+        self.last_ts = event.ts
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            handler(self, event, seq)
+        else:
+            self._on_other(event, seq)
+
+    def _anomaly(self, reason: str) -> None:
+        self.anomalies[reason] = self.anomalies.get(reason, 0) + 1
+
+    def _on_initialized(self, event: OrderInitialized, seq: int) -> None:
+        cid = event.client_order_id
+        if cid in self.orders:
+            self._anomaly("duplicate OrderInitialized")
+            return
+        try:
+            order = Order(event)
+        except ValueError:
+            self._anomaly("unreadable OrderInitialized")
+            return
+        self.orders[cid] = order
+        self.open_orders[cid] = order
+        self._count_id(cid)
+
+    def _count_id(self, cid: str) -> None:
+        head, sep, tail = cid.rpartition("-")
+        if not sep:
+            return
+        if tail.isascii() and tail.isdigit():
+            counters = self.id_counters
+        elif tail[1:].isascii() and tail[1:].isdigit() and tail[:1] in ("c", "P"):
+            counters = self.child_counters if tail[0] == "c" else self.parent_counters
+            tail = tail[1:]
+        else:
+            return
+        n = int(tail)
+        if n > counters.get(head, 0):
+            counters[head] = n
+
+    def _on_order_event(self, event: Event, seq: int) -> None:
+        order = self._order_for(event)
+        if order is None:
+            return
+        try:
+            order.apply(event)
+        except InvalidStateTransition:
+            self._anomaly(f"{type(event).__name__} not allowed by the order's status")
+            return
+        if order.status.is_closed:
+            self._close(order)
+
+    def _order_for(self, event: Event) -> Order | None:
+        cid: str = event.client_order_id  # type: ignore[attr-defined]
+        order = self.orders.get(cid)
+        if order is None:
+            self._anomaly(f"{type(event).__name__} for an unknown order")
+        return order
+
+    def _close(self, order: Order) -> None:
+        cid = order.client_order_id
+        if self.open_orders.pop(cid, None) is not None:
+            self.closed_orders[cid] = order
+        if not self.keep_order_events and len(order.events) > 1:
+            order.events = order.events[:1]
+
+    def _on_fill(self, fill: OrderFilled, seq: int) -> None:
+        order = self._order_for(fill)
+        if order is None:
+            return
+        try:
+            order.apply(fill)
+        except InvalidStateTransition:
+            self._anomaly("OrderFilled not allowed by the order's status")
+            return
+        if order.status.is_closed:
+            self._close(order)
+        iid = fill.instrument_id
+        qty = fill.last_qty
+        px = fill.last_px
+        fee = fill.fee
+        pos = self.positions.get(iid)
+        if pos is None:
+            pos = self.positions[iid] = Position(iid)
+        notional = fixed.mul(px, qty)
+        realized = pos.apply_fill(fill.side, qty, px, fee, fill.ts)
+        account = self.account
+        if account.account_type is AccountType.CASH:
+            inst = self.instruments.get(iid)
+            if inst is None:
+                self._anomaly("fill of an unknown instrument (balances not settled)")
+            else:
+                account.apply_cash_fill(
+                    inst.base, inst.quote, fill.side, qty, notional, fee, fill.fee_currency
+                )
+        else:
+            account.apply_margin_fill(realized, fee, fill.fee_currency)
+        self.fill_count += 1
+        self.total_fees += fee
+        fees = self.fees_by_currency
+        fees[fill.fee_currency] = fees.get(fill.fee_currency, 0) + fee
+        self.traded_notional += notional
+        self.fills.append(
+            FillRecord(
+                seq,
+                fill.ts,
+                fill.client_order_id,
+                iid,
+                fill.strategy_id,
+                fill.side,
+                qty,
+                px,
+                fee,
+                fill.fee_currency,
+                fill.liquidity,
+                fill.trade_id,
+            )
+        )
+
+    def _on_parent_started(self, event: ParentOrderStarted, seq: int) -> None:
+        if event.parent_id in self.parents:
+            self._anomaly("duplicate ParentOrderStarted")
+            return
+        self.parents[event.parent_id] = ParentOrderRecord(
+            event.parent_id,
+            event.instrument_id,
+            event.strategy_id,
+            event.side,
+            event.quantity,
+            event.algorithm,
+            event.params,
+            event.arrival_px,
+            event.urgency,
+            event.ts,
+            event.ts,
+            remaining_qty=event.quantity,
+        )
+        self._count_id(event.parent_id)
+
+    def _on_parent_progress(self, event: ParentOrderProgress, seq: int) -> None:
+        parent = self.parents.get(event.parent_id)
+        if parent is None:
+            self._anomaly("ParentOrderProgress for an unknown parent")
+            return
+        parent.filled_qty = event.filled_qty
+        parent.remaining_qty = event.remaining_qty
+        parent.avg_px = event.avg_px
+        parent.ts_last = event.ts
+
+    def _on_parent_finished(self, event: ParentOrderFinished, seq: int) -> None:
+        parent = self.parents.get(event.parent_id)
+        if parent is None:
+            self._anomaly("ParentOrderFinished for an unknown parent")
+            return
+        parent.state = event.state
+        parent.filled_qty = event.filled_qty
+        parent.remaining_qty = max(parent.quantity - event.filled_qty, 0)
+        parent.avg_px = event.avg_px
+        parent.reason = event.reason
+        parent.ts_last = event.ts
+
+    def _on_session_started(self, event: SessionStarted, seq: int) -> None:
+        self.session = SessionInfo(seq, event.ts, event.mode, event.config)
+
+    def _on_session_stopped(self, event: SessionStopped, seq: int) -> None:
+        if self.session is None:
+            self._anomaly("SessionStopped without SessionStarted")
+            return
+        self.session.stopped_ts = event.ts
+        self.session.stop_reason = event.reason
+
+    def _on_trading_state(self, event: TradingStateChanged, seq: int) -> None:
+        self.trading_state = TradingStateRecord(
+            event.state,
+            event.reason,
+            event.until_ns,
+            event.source,
+            event.ts,
+            seq,
+            "TradingStateChanged",
+        )
+
+    def _on_reconciliation(self, event: ReconciliationCompleted, seq: int) -> None:
+        self.reconciliation = ReconciliationRecord(seq, event.ts, event.corrections, event.details)
+        self.reconciliations += 1
+
+    def _on_other(self, event: Event, seq: int) -> None:
+        name = type(event).__name__
+        state = getattr(event, "state", None)
+        if isinstance(state, str):  # a trading state in a kind this code does not know
+            until = getattr(event, "until_ns", None)
+            self.trading_state = TradingStateRecord(
+                state,
+                str(getattr(event, "reason", "")),
+                until if isinstance(until, int) and not isinstance(until, bool) else None,
+                str(getattr(event, "source", "")),
+                event.ts,
+                seq,
+                name,
+            )
+            return
+        self.unknown_kinds[name] = self.unknown_kinds.get(name, 0) + 1
+
+    # -- queries -------------------------------------------------------------------------------
+    def next_client_order_id(self, prefix: str) -> str:
+        """The id ``OrderManager.next_id(prefix)`` continues with after a restart."""
+        return f"{prefix}-{self.id_counters.get(prefix, 0) + 1}"
+
+    def next_child_order_id(self, parent_id: str) -> str:
+        """The next child id ``<parent>-c<n>`` of a parent order."""
+        return f"{parent_id}-c{self.child_counters.get(parent_id, 0) + 1}"
+
+    def next_parent_id(self, strategy_id: str) -> str:
+        """The next parent order id ``<strategy>-P<n>`` of an execution algorithm."""
+        return f"{strategy_id}-P{self.parent_counters.get(strategy_id, 0) + 1}"
+
+    def locked(self, currency: str) -> int:
+        """What open orders hold back, derived from them as :meth:`Portfolio.locked
+        <tradepilot.portfolio.portfolio.Portfolio.locked>` does: buys lock quote at their
+        limit (or trigger) price, cash-account sells lock base. A market buy is valued at
+        its instrument's last fill price (the journal holds no market data)."""
+        total = 0
+        cash = self.account.account_type is AccountType.CASH
+        for order in self.open_orders.values():
+            inst = self.instruments.get(order.instrument_id)
+            if inst is None or order.status is OrderStatus.INITIALIZED:
+                continue
+            if order.side > 0 and inst.quote == currency:
+                ref = order.price or order.trigger_price
+                if ref is None:
+                    pos = self.positions.get(inst.id)
+                    ref = pos.last_px if pos is not None else 0
+                total += fixed.mul(ref, order.leaves_qty)
+            elif order.side < 0 and cash and inst.base == currency:
+                total += order.leaves_qty
+        return total
+
+    def balances(self) -> dict[str, tuple[int, int]]:
+        """``{currency: (total, locked)}`` in raw ints, by currency name."""
+        return {
+            ccy: (amount, self.locked(ccy)) for ccy, amount in sorted(self.account.total.items())
+        }
+
+    def realized_pnl(self) -> int:
+        return sum(pos.realized_pnl for pos in self.positions.values())
+
+    def orders_by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for order in self.orders.values():
+            counts[order.status.value] = counts.get(order.status.value, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def iter_orders(self, open_only: bool = False) -> Iterator[Order]:
+        yield from (self.open_orders if open_only else self.orders).values()
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def to_snapshot(self, level: int = 1) -> bytes:
+        """The whole state as a versioned, compressed payload (see :meth:`from_snapshot`).
+
+        ``level`` is the zlib compression level (1 is fast and already small).
+        """
+        snap = _Snapshot(
+            last_seq=self.last_seq,
+            last_ts=self.last_ts,
+            base_currency=self.base_currency,
+            account_type=self.account.account_type.value,
+            starting_balances=list(self.starting_balances.items()),
+            instruments=[_instrument_state(i) for i in self.instruments.values()],
+            balances=list(self.account.total.items()),
+            orders=[_order_state(o) for o in self.orders.values()],
+            fills=self.fills,
+            positions=[_position_state(p) for p in self.positions.values()],
+            id_counters=list(self.id_counters.items()),
+            child_counters=list(self.child_counters.items()),
+            parent_counters=list(self.parent_counters.items()),
+            parents=list(self.parents.values()),
+            session=self.session,
+            trading_state=self.trading_state,
+            reconciliation=self.reconciliation,
+            reconciliations=self.reconciliations,
+            kind_counts=sorted(self.kind_counts.items()),
+            unknown_kinds=sorted(self.unknown_kinds.items()),
+            anomalies=sorted(self.anomalies.items()),
+            fill_count=self.fill_count,
+            total_fees=self.total_fees,
+            fees_by_currency=list(self.fees_by_currency.items()),
+            traded_notional=self.traded_notional,
+            events_applied=self.events_applied,
+        )
+        body = zlib.compress(_encoder.encode(snap), level)
+        return _HEADER.pack(SNAPSHOT_MAGIC, SNAPSHOT_FORMAT_VERSION) + body
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        payload: bytes,
+        instruments: Mapping[str, Instrument] | Iterable[Instrument] | None = None,
+        *,
+        keep_order_events: bool = False,
+    ) -> StateProjection:
+        """Rebuild a projection from :meth:`to_snapshot`'s payload.
+
+        ``instruments`` replaces the instrument definitions stored in the snapshot.
+        Raises :class:`SnapshotVersionError` for a newer format and
+        :class:`SnapshotError` for a payload that is not a readable snapshot.
+        """
+        if len(payload) < _HEADER.size or not payload.startswith(SNAPSHOT_MAGIC):
+            raise SnapshotError("not a snapshot payload (no TPSNAP header)")
+        version = _HEADER.unpack_from(payload)[1]
+        if version > SNAPSHOT_FORMAT_VERSION:
+            raise SnapshotVersionError(version)
+        if version != SNAPSHOT_FORMAT_VERSION:
+            raise SnapshotError(f"unsupported snapshot format version {version}")
+        try:
+            with _bulk():
+                snap = _snapshot_decoder.decode(zlib.decompress(payload[_HEADER.size :]))
+        except (zlib.error, msgspec.MsgspecError) as exc:
+            raise SnapshotError(f"damaged snapshot payload: {exc}") from None
+        try:
+            with _bulk():
+                return cls._from_state(snap, instruments, keep_order_events)
+        except (ValueError, KeyError) as exc:
+            raise SnapshotError(f"inconsistent snapshot payload: {exc!r}") from None
+
+    @classmethod
+    def _from_state(
+        cls,
+        snap: _Snapshot,
+        instruments: Mapping[str, Instrument] | Iterable[Instrument] | None,
+        keep_order_events: bool,
+    ) -> StateProjection:
+        insts: Mapping[str, Instrument] | Iterable[Instrument] = (
+            instruments if instruments is not None else [_instrument(i) for i in snap.instruments]
+        )
+        self = cls(
+            insts,
+            snap.base_currency,
+            dict(snap.starting_balances),
+            AccountType(snap.account_type),
+            keep_order_events=keep_order_events,
+        )
+        self.account.total = dict(snap.balances)
+        orders = self.orders
+        open_orders = self.open_orders
+        closed_orders = self.closed_orders
+        for state in snap.orders:
+            order = _order(state)
+            cid = order.client_order_id
+            orders[cid] = order
+            if order.status.is_closed:
+                closed_orders[cid] = order
+            else:
+                open_orders[cid] = order
+        self.fills = snap.fills
+        for p in snap.positions:
+            pos = self.positions[p.instrument_id] = Position(p.instrument_id)
+            pos.qty = p.qty
+            pos.cost = p.cost
+            pos.realized_pnl = p.realized_pnl
+            pos.fees = p.fees
+            pos.opened_ts = p.opened_ts
+            pos.ts_last = p.ts_last
+            pos.last_px = p.last_px
+            pos.trade_count = p.trade_count
+        self.id_counters = dict(snap.id_counters)
+        self.child_counters = dict(snap.child_counters)
+        self.parent_counters = dict(snap.parent_counters)
+        self.parents = {p.parent_id: p for p in snap.parents}
+        self.session = snap.session
+        self.trading_state = snap.trading_state
+        self.reconciliation = snap.reconciliation
+        self.reconciliations = snap.reconciliations
+        self.kind_counts = dict(snap.kind_counts)
+        self.unknown_kinds = dict(snap.unknown_kinds)
+        self.anomalies = dict(snap.anomalies)
+        self.fill_count = snap.fill_count
+        self.total_fees = snap.total_fees
+        self.fees_by_currency = dict(snap.fees_by_currency)
+        self.traded_notional = snap.traded_notional
+        self.events_applied = snap.events_applied
+        self.last_seq = snap.last_seq
+        self.last_ts = snap.last_ts
+        return self
+
+    def clone(self) -> StateProjection:
+        """An independent copy (no shared orders or positions), e.g. to seed an engine with
+        while this projection keeps folding the same events."""
+        return StateProjection.from_snapshot(
+            self.to_snapshot(level=0), self.instruments, keep_order_events=self.keep_order_events
+        )
+
+    def state(self) -> dict[str, Any]:
+        """The whole state as plain values (raw ints), for comparisons and debugging.
+
+        Two projections of the same events have equal states, whether built by a
+        full replay or from a snapshot and the tail.
+        """
+        snap = _snapshot_decoder.decode(zlib.decompress(self.to_snapshot(level=0)[_HEADER.size :]))
+        out: dict[str, Any] = _plain(snap)
+        return out
+
+
+def _plain(value: Any) -> Any:
+    """Structs as dicts (by field name), sequences as lists, recursively."""
+    if isinstance(value, msgspec.Struct):
+        return {name: _plain(getattr(value, name)) for name in value.__struct_fields__}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _ignore(projection: StateProjection, event: Event, seq: int) -> None:
+    """Commands and rejected data: recorded in the journal, no state to change."""
+
+
+#: What folds each event kind (functions of the class, not bound methods: a projection
+#: holds no reference to itself and is freed as soon as it is dropped).
+_HANDLERS: dict[type[Event], Callable[[StateProjection, Any, int], None]] = {
+    **{cls: StateProjection._on_order_event for cls in _ORDER_EVENTS},
+    OrderInitialized: StateProjection._on_initialized,
+    OrderFilled: StateProjection._on_fill,
+    ParentOrderStarted: StateProjection._on_parent_started,
+    ParentOrderProgress: StateProjection._on_parent_progress,
+    ParentOrderFinished: StateProjection._on_parent_finished,
+    SessionStarted: StateProjection._on_session_started,
+    SessionStopped: StateProjection._on_session_stopped,
+    TradingStateChanged: StateProjection._on_trading_state,
+    ReconciliationCompleted: StateProjection._on_reconciliation,
+    CancelOrder: _ignore,
+    ModifyOrder: _ignore,
+    CancelAllOrders: _ignore,
+    DataRejected: _ignore,
+}
+
+
+def _first_session_config(journal: PersistentJournal) -> str:
+    rows = journal.rows(kinds=("SessionStarted",), limit=1)
+    try:
+        for _seq, _ts, _kind, payload in rows:
+            event = _event_decoder.decode(payload)
+            if isinstance(event, SessionStarted):
+                return event.config
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+    raise JournalError(
+        "the journal has no SessionStarted to take the setup from; "
+        "pass instruments, base_currency and starting_balances"
+    )
+
+
+def _instrument_state(inst: Instrument) -> _InstrumentState:
+    return _InstrumentState(
+        inst.symbol,
+        inst.venue,
+        inst.base,
+        inst.quote,
+        inst.tick_size,
+        inst.lot_size,
+        inst.min_qty,
+        inst.min_notional,
+        inst.maker_fee_bps,
+        inst.taker_fee_bps,
+        inst.asset_class.value,
+    )
+
+
+def _instrument(s: _InstrumentState) -> Instrument:
+    return Instrument(
+        s.symbol,
+        s.venue,
+        s.base,
+        s.quote,
+        s.tick_size,
+        s.lot_size,
+        s.min_qty,
+        s.min_notional,
+        s.maker_fee_bps,
+        s.taker_fee_bps,
+        AssetClass(s.asset_class),
+    )
+
+
+def _order_state(o: Order) -> _OrderState:
+    init = o.events[0]
+    assert isinstance(init, OrderInitialized)
+    return _OrderState(
+        init.ts,
+        init.client_order_id,
+        init.instrument_id,
+        init.strategy_id,
+        init.side,
+        init.order_type,
+        init.quantity,
+        init.price,
+        init.trigger_price,
+        init.time_in_force,
+        init.expire_ts,
+        init.post_only,
+        init.reduce_only,
+        init.parent_id,
+        init.tags,
+        o.status.value,
+        o._status_before_pending.value,
+        o.venue_order_id,
+        o.filled_qty,
+        o.filled_notional,
+        o.fees,
+        o.quantity,
+        o.price,
+        o.trigger_price,
+        o.triggered,
+        o.ts_last,
+    )
+
+
+#: Every slot of :class:`Order`, which :func:`_order` sets (a test checks they agree).
+ORDER_SLOTS_RESTORED = frozenset(
+    {
+        "_status_before_pending",
+        "client_order_id",
+        "events",
+        "expire_ts",
+        "fees",
+        "filled_notional",
+        "filled_qty",
+        "instrument_id",
+        "order_type",
+        "parent_id",
+        "post_only",
+        "price",
+        "quantity",
+        "reduce_only",
+        "side",
+        "status",
+        "strategy_id",
+        "tags",
+        "time_in_force",
+        "trigger_price",
+        "triggered",
+        "ts_init",
+        "ts_last",
+        "venue_order_id",
+    }
+)
+
+
+def _order(s: _OrderState) -> Order:
+    """The order a snapshot describes: its ``OrderInitialized`` and its state now.
+
+    Sets every slot directly (what ``Order(init)`` and its events would have set), so
+    a snapshot of hundreds of thousands of orders loads quickly.
+    """
+    order = Order.__new__(Order)
+    order.client_order_id = s.client_order_id
+    order.instrument_id = s.instrument_id
+    order.strategy_id = s.strategy_id
+    order.side = _SIDES[s.side]
+    order.order_type = _TYPES[s.order_type]
+    order.quantity = s.quantity
+    order.price = s.price
+    order.trigger_price = s.trigger_price
+    order.time_in_force = _TIFS[s.time_in_force]
+    order.expire_ts = s.expire_ts
+    order.post_only = s.post_only
+    order.reduce_only = s.reduce_only
+    order.parent_id = s.parent_id
+    order.tags = s.tags
+    order.status = _STATUS[s.status]
+    order.venue_order_id = s.venue_order_id
+    order.filled_qty = s.filled_qty
+    order.filled_notional = s.filled_notional
+    order.fees = s.fees
+    order.triggered = s.triggered
+    order.ts_init = s.ts_init
+    order.ts_last = s.ts_last
+    order._status_before_pending = _STATUS[s.status_before_pending]
+    order.events = [
+        OrderInitialized(
+            s.ts_init,
+            s.client_order_id,
+            s.instrument_id,
+            s.strategy_id,
+            s.side,
+            s.order_type,
+            s.init_quantity,
+            s.init_price,
+            s.init_trigger_price,
+            s.time_in_force,
+            s.expire_ts,
+            s.post_only,
+            s.reduce_only,
+            s.parent_id,
+            s.tags,
+        )
+    ]
+    return order
+
+
+def _position_state(p: Position) -> _PositionState:
+    return _PositionState(
+        p.instrument_id,
+        p.qty,
+        p.cost,
+        p.realized_pnl,
+        p.fees,
+        p.opened_ts,
+        p.ts_last,
+        p.last_px,
+        p.trade_count,
+    )
