@@ -123,3 +123,26 @@ def test_halted_after_a_restart_is_still_halted(tmp_path: Path) -> None:
     assert resumed.prepared.engine.risk.state_reason == "operator: halt"
     assert report["summary"] == ref_report["summary"]
     assert report["balances"] == ref_report["balances"]
+
+
+def test_restore_state_from_snapshot_and_tail_seeds_a_new_engine(tmp_path: Path) -> None:
+    """The live-venue restart path: projected state -> engine, ids continue, state equal."""
+    from tradepilot.engine.sessions import prepare, run_backtest
+    from tradepilot.persistence import open_journal, restore
+
+    spec = RunSpec(strategy="ema_cross")
+    prepared, _ = run_backtest(spec, tmp_path / "b.db")
+    original = prepared.engine
+    journal = open_journal(str(tmp_path / "b.db"))
+    state = restore(journal)
+    journal.close()
+    fresh = prepare(spec).engine
+    fresh.restore_state(state)
+    assert {c: o.status for c, o in fresh.orders.orders.items()} == {
+        c: o.status for c, o in original.orders.orders.items()
+    }
+    iid = prepared.instrument.id
+    a, b = fresh.portfolio.positions[iid], original.portfolio.positions[iid]
+    assert (a.qty, a.cost, a.realized_pnl, a.fees) == (b.qty, b.cost, b.realized_pnl, b.fees)
+    assert fresh.portfolio.account.total == original.portfolio.account.total
+    assert fresh.orders.next_id("ema_cross") == original.orders.next_id("ema_cross")

@@ -30,7 +30,7 @@ from tradepilot.execution.order_manager import OrderManager
 from tradepilot.model import fixed
 from tradepilot.model.account import Account
 from tradepilot.model.data import Bar, BookDeltas, BookSnapshot, QuoteTick, TradeTick
-from tradepilot.model.enums import AccountType
+from tradepilot.model.enums import AccountType, OrderStatus
 from tradepilot.model.events import (
     DataRejected,
     Event,
@@ -44,6 +44,7 @@ from tradepilot.model.events import (
 )
 from tradepilot.model.instrument import Instrument
 from tradepilot.persistence.journal import Journal, NullJournal
+from tradepilot.persistence.projection import StateProjection
 from tradepilot.portfolio.portfolio import Portfolio
 from tradepilot.risk.circuit_breaker import CircuitBreaker
 from tradepilot.risk.config import RiskConfig, build_rules
@@ -54,6 +55,8 @@ from tradepilot.venues.sim.models import FillModel, LatencyModel
 from tradepilot.venues.sim.venue import SimulatedVenue
 
 _ORDER_EVENT_FIELD = "client_order_id"
+# an order in one of these states was waiting for the venue's answer when the process died
+_AWAITING_ANSWER = (OrderStatus.SUBMITTED, OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_UPDATE)
 FLATTEN_STRATEGY_ID = "flatten"
 
 
@@ -186,6 +189,36 @@ class Engine:
         """
         self._stop_reason = reason
         self._flatten_on_stop = self._flatten_on_stop or flatten
+
+    # -- restart ------------------------------------------------------------------------------
+    def restore_state(self, state: StateProjection) -> None:
+        """Seed the engine with a projected state (latest snapshot + journal tail).
+
+        This is the restart path for a venue that cannot be replayed (a live one):
+        orders, positions, balances, id counters and the trading state come from the
+        journal, open orders whose last request had no answer become UNKNOWN, and the
+        caller then reconciles with the venue (:func:`tradepilot.execution.reconcile`).
+        """
+        seed = state.clone()  # the engine must not share objects with a projection in use
+        om = self.orders
+        om.orders.update(seed.orders)
+        om._open.update(seed.open_orders)
+        for prefix, n in seed.id_counters.items():
+            om._seq[prefix] = max(om._seq.get(prefix, 0), n)
+        pf = self.portfolio
+        pf.positions.update(seed.positions)
+        pf.account.total = dict(seed.account.total)
+        pf.fill_count = seed.fill_count
+        pf.total_fees = seed.total_fees
+        pf.traded_notional = seed.traded_notional
+        if seed.trading_state is not None:
+            ts = seed.trading_state
+            self.risk.state = TradingState(ts.state)
+            self.risk.state_reason = ts.reason
+            self.risk.state_until = ts.until_ns
+        for order in list(om.all_open()):
+            if order.status in _AWAITING_ANSWER:
+                om.mark_unknown(order.client_order_id, "restart: no answer was journaled")
 
     # -- operator commands ------------------------------------------------------------------
     def command(self, fn: Callable[[], None]) -> None:
