@@ -35,8 +35,6 @@ REFERENCE = {
 def run_once(workload: str, data: Path, size: int) -> dict[str, object]:
     sys.path.insert(0, str(ROOT / "src"))
     sys.path.insert(0, str(ROOT / "bench"))
-    from workloads import RestingLimits, bench_instrument
-
     from tradepilot.data.loaders import load_bars, load_trades
     from tradepilot.engine.kernel import Engine, EngineConfig
     from tradepilot.model import fixed
@@ -45,6 +43,7 @@ def run_once(workload: str, data: Path, size: int) -> dict[str, object]:
     from tradepilot.persistence.journal import SqliteJournal
     from tradepilot.strategy.base import Strategy
     from tradepilot.strategy.examples.ema_cross import EmaCross, EmaCrossParams
+    from workloads import RestingLimits, bench_instrument
 
     inst = bench_instrument()
     t0 = time.perf_counter()
@@ -111,9 +110,20 @@ def main() -> int:
         results = []
         for _ in range(args.runs):
             out = subprocess.run(
-                [sys.executable, __file__, "--child", "--workload", workload,
-                 "--size", str(args.size), "--data", str(args.data)],
-                check=True, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "--workload",
+                    workload,
+                    "--size",
+                    str(args.size),
+                    "--data",
+                    str(args.data),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
             )
             res = json.loads(out.stdout)
             results.append(res)

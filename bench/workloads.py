@@ -19,8 +19,16 @@ CENT = fixed.SCALE // 100
 def bench_instrument() -> Instrument:
     """BTCUSDT spot on the simulated venue: tick 0.01, lot 0.001, 10 bps maker and taker."""
     return Instrument.create(
-        "BTCUSDT", "SIM", "BTC", "USDT", "0.01", "0.001", "0.001", "0",
-        maker_fee_bps="10", taker_fee_bps="10",
+        "BTCUSDT",
+        "SIM",
+        "BTC",
+        "USDT",
+        "0.01",
+        "0.001",
+        "0.001",
+        "0",
+        maker_fee_bps="10",
+        taker_fee_bps="10",
     )
 
 
