@@ -16,6 +16,7 @@ from rich.table import Table
 from tradepilot.analytics.market import market_from_series
 from tradepilot.analytics.summary import RunSummary
 from tradepilot.commands import report as report_commands
+from tradepilot.commands import signals as signal_commands
 from tradepilot.commands.report import execution_table
 from tradepilot.data import catalog
 from tradepilot.data.loaders import DataError
@@ -39,6 +40,7 @@ app = typer.Typer(
 data_app = typer.Typer(help="List and import market data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 report_commands.register(app)
+signal_commands.register(app)
 console = Console()
 err = Console(stderr=True)
 

@@ -194,6 +194,61 @@ class ParentOrderFinished(Event, frozen=True, tag=True):
     reason: str = ""
 
 
+# -- signals (intent, before it becomes an order) ------------------------------------
+class SignalReceived(Event, frozen=True, tag=True):
+    """A signal arrived from ``source`` (strategy, file, api, exit, rebalance)."""
+
+    signal_id: str
+    strategy_id: str
+    instrument_id: str
+    action: str
+    source: str
+    signal: str  # canonical JSON of the signal as received (after id/time assignment)
+
+
+class SignalRejected(Event, frozen=True, tag=True):
+    """The signal was invalid; nothing else changed."""
+
+    signal_id: str
+    strategy_id: str
+    instrument_id: str
+    code: str
+    reason: str
+    source: str = ""
+
+
+class SignalExpired(Event, frozen=True, tag=True):
+    """A queued signal outlived its time to live before it could be processed."""
+
+    signal_id: str
+    strategy_id: str
+    instrument_id: str
+    expired_ts: int
+
+
+class SignalHeld(Event, frozen=True, tag=True):
+    """A valid signal that produced no order: a gate or the sizer said HOLD, with why."""
+
+    signal_id: str
+    strategy_id: str
+    instrument_id: str
+    code: str
+    reason: str
+
+
+class SignalAccepted(Event, frozen=True, tag=True):
+    """The signal became an order, sent through the risk engine as ``order_id``."""
+
+    signal_id: str
+    strategy_id: str
+    instrument_id: str
+    order_id: str  # the order's client order id (named so it is not routed as an order event)
+    side: int
+    quantity: int
+    intent: str  # ENTRY, ADD, EXIT, REVERSAL_EXIT, REBALANCE
+    reason: str
+
+
 # -- session events --------------------------------------------------------------
 class SessionStarted(Event, frozen=True, tag=True):
     """First record of a journal: what ran, on what, with which parameters."""
@@ -256,6 +311,11 @@ AnyEvent = (
     | ParentOrderStarted
     | ParentOrderProgress
     | ParentOrderFinished
+    | SignalReceived
+    | SignalRejected
+    | SignalExpired
+    | SignalHeld
+    | SignalAccepted
     | SessionStarted
     | SessionStopped
     | TradingStateChanged

@@ -11,10 +11,12 @@ from tradepilot.engine.clock import parse_duration
 from tradepilot.strategy.base import Strategy
 from tradepilot.strategy.examples.ema_cross import EmaCross, EmaCrossParams
 from tradepilot.strategy.examples.momentum import Momentum, MomentumParams
+from tradepilot.strategy.signal_strategy import SignalMomentum, SignalMomentumParams
 
 _REGISTRY: dict[str, tuple[type[Any], Callable[[Any], Strategy]]] = {
     "ema_cross": (EmaCrossParams, EmaCross),
     "momentum": (MomentumParams, Momentum),
+    "signal_momentum": (SignalMomentumParams, SignalMomentum),
 }
 
 
