@@ -171,15 +171,8 @@ def scenario(name: str, n_signals: int) -> dict[str, object]:
         ),
         journal=NullJournal(),
     )
-    if risk_rules:
-        from tradepilot.risk.view import EngineRiskView
-
-        if not hasattr(engine.risk.view, "working_qty"):
-            engine.risk.view = EngineRiskView(
-                engine.portfolio, engine.orders, engine.clock, engine.instruments
-            )
-        for rule in risk_rules:
-            engine.risk.add_rule(rule)  # type: ignore[arg-type]
+    for rule in risk_rules:
+        engine.risk.add_rule(rule)  # type: ignore[arg-type]
     gc.collect()
     gc.disable()
     try:

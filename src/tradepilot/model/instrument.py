@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -33,16 +33,14 @@ class Instrument:
     maker_fee_bps: int = 0
     taker_fee_bps: int = 0
     asset_class: AssetClass = AssetClass.CRYPTO
+    id: str = field(init=False, compare=False, repr=False)  # SYMBOL.VENUE, computed once
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "id", f"{self.symbol}.{self.venue}")
         if self.tick_size <= 0 or self.lot_size <= 0:
             raise InvalidInput(f"{self.symbol}: tick and lot size must be positive")
         if self.min_qty < 0 or self.min_notional < 0:
             raise InvalidInput(f"{self.symbol}: minimums cannot be negative")
-
-    @property
-    def id(self) -> str:
-        return f"{self.symbol}.{self.venue}"
 
     @classmethod
     def create(
