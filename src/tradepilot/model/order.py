@@ -156,6 +156,47 @@ class Order:
         self.events: list[Event] = [init]
         self._status_before_pending = OrderStatus.INITIALIZED
 
+    @classmethod
+    def restore(
+        cls,
+        init: OrderInitialized,
+        *,
+        status: OrderStatus,
+        quantity: int,
+        price: int | None,
+        trigger_price: int | None,
+        filled_qty: int,
+        filled_notional: int,
+        fees: int,
+        venue_order_id: str | None,
+        triggered: bool,
+        ts_last: int,
+        status_before_pending: OrderStatus,
+    ) -> Order:
+        """An order as a snapshot recorded it: its creation plus its state since.
+
+        The restored order keeps only its ``OrderInitialized`` in ``events``; the rest
+        of its history stays in the journal.
+        """
+        order = cls(init)
+        order.status = status
+        order.quantity = quantity
+        order.price = price
+        order.trigger_price = trigger_price
+        order.filled_qty = filled_qty
+        order.filled_notional = filled_notional
+        order.fees = fees
+        order.venue_order_id = venue_order_id
+        order.triggered = triggered
+        order.ts_last = ts_last
+        order._status_before_pending = status_before_pending
+        return order
+
+    @property
+    def status_before_pending(self) -> OrderStatus:
+        """The status a pending cancel or modify returns to if the venue refuses it."""
+        return self._status_before_pending
+
     # -- queries -----------------------------------------------------------------
     @property
     def leaves_qty(self) -> int:

@@ -1036,7 +1036,7 @@ def _order_state(o: Order) -> _OrderState:
         init.parent_id,
         init.tags,
         o.status.value,
-        o._status_before_pending.value,
+        o.status_before_pending.value,
         o.venue_order_id,
         o.filled_qty,
         o.filled_notional,
@@ -1049,87 +1049,39 @@ def _order_state(o: Order) -> _OrderState:
     )
 
 
-#: Every slot of :class:`Order`, which :func:`_order` sets (a test checks they agree).
-ORDER_SLOTS_RESTORED = frozenset(
-    {
-        "_status_before_pending",
-        "client_order_id",
-        "events",
-        "expire_ts",
-        "fees",
-        "filled_notional",
-        "filled_qty",
-        "instrument_id",
-        "order_type",
-        "parent_id",
-        "post_only",
-        "price",
-        "quantity",
-        "reduce_only",
-        "side",
-        "status",
-        "strategy_id",
-        "tags",
-        "time_in_force",
-        "trigger_price",
-        "triggered",
-        "ts_init",
-        "ts_last",
-        "venue_order_id",
-    }
-)
-
-
 def _order(s: _OrderState) -> Order:
-    """The order a snapshot describes: its ``OrderInitialized`` and its state now.
-
-    Sets every slot directly (what ``Order(init)`` and its events would have set), so
-    a snapshot of hundreds of thousands of orders loads quickly.
-    """
-    order = Order.__new__(Order)
-    order.client_order_id = s.client_order_id
-    order.instrument_id = s.instrument_id
-    order.strategy_id = s.strategy_id
-    order.side = _SIDES[s.side]
-    order.order_type = _TYPES[s.order_type]
-    order.quantity = s.quantity
-    order.price = s.price
-    order.trigger_price = s.trigger_price
-    order.time_in_force = _TIFS[s.time_in_force]
-    order.expire_ts = s.expire_ts
-    order.post_only = s.post_only
-    order.reduce_only = s.reduce_only
-    order.parent_id = s.parent_id
-    order.tags = s.tags
-    order.status = _STATUS[s.status]
-    order.venue_order_id = s.venue_order_id
-    order.filled_qty = s.filled_qty
-    order.filled_notional = s.filled_notional
-    order.fees = s.fees
-    order.triggered = s.triggered
-    order.ts_init = s.ts_init
-    order.ts_last = s.ts_last
-    order._status_before_pending = _STATUS[s.status_before_pending]
-    order.events = [
-        OrderInitialized(
-            s.ts_init,
-            s.client_order_id,
-            s.instrument_id,
-            s.strategy_id,
-            s.side,
-            s.order_type,
-            s.init_quantity,
-            s.init_price,
-            s.init_trigger_price,
-            s.time_in_force,
-            s.expire_ts,
-            s.post_only,
-            s.reduce_only,
-            s.parent_id,
-            s.tags,
-        )
-    ]
-    return order
+    """The order a snapshot describes: its ``OrderInitialized`` and its state now."""
+    init = OrderInitialized(
+        s.ts_init,
+        s.client_order_id,
+        s.instrument_id,
+        s.strategy_id,
+        s.side,
+        s.order_type,
+        s.init_quantity,
+        s.init_price,
+        s.init_trigger_price,
+        s.time_in_force,
+        s.expire_ts,
+        s.post_only,
+        s.reduce_only,
+        s.parent_id,
+        s.tags,
+    )
+    return Order.restore(
+        init,
+        status=_STATUS[s.status],
+        quantity=s.quantity,
+        price=s.price,
+        trigger_price=s.trigger_price,
+        filled_qty=s.filled_qty,
+        filled_notional=s.filled_notional,
+        fees=s.fees,
+        venue_order_id=s.venue_order_id,
+        triggered=s.triggered,
+        ts_last=s.ts_last,
+        status_before_pending=_STATUS[s.status_before_pending],
+    )
 
 
 def _position_state(p: Position) -> _PositionState:
