@@ -20,7 +20,8 @@ import logging
 import warnings
 import zlib
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple, Protocol
+from types import TracebackType
+from typing import NamedTuple, Protocol, Self
 
 logger = logging.getLogger("tradepilot.persistence")
 
@@ -183,3 +184,21 @@ def check_batches(
     if extra:
         problems.append(f"{extra} rows after seq {prev_last_seq} belong to no batch")
     return problems
+
+
+class ClosingContext:
+    """``with`` support for anything with a ``close()``: the block's end closes it."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -41,6 +41,7 @@ from typing import NamedTuple, Protocol, Self
 from tradepilot.model.events import Event, decode, encode
 from tradepilot.persistence.integrity import (
     BatchRecord,
+    ClosingContext,
     JournalError,
     JournalRecoveryWarning,
     check_batches,
@@ -299,7 +300,7 @@ class _SqliteTail:
         self.conn.execute("DELETE FROM batches WHERE batch >= ?", (from_batch,))
 
 
-class SqliteJournal:
+class SqliteJournal(ClosingContext):
     """Journal of one session in a SQLite file (WAL).
 
     ``session`` names the journal; a new file records it, an existing one must
@@ -436,17 +437,6 @@ class SqliteJournal:
         finally:
             self._closed = True
             self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- reading ---------------------------------------------------------------------------
     def rows(

@@ -13,8 +13,7 @@ import functools
 import zlib
 from collections.abc import Collection, Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
 
 import psycopg
 from alembic import command
@@ -28,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from tradepilot.model.events import Event, decode, encode
 from tradepilot.persistence.integrity import (
     BatchRecord,
+    ClosingContext,
     JournalError,
     check_batches,
     recover_tail,
@@ -167,7 +167,7 @@ class _PgTail:
         )
 
 
-class PostgresJournal:
+class PostgresJournal(ClosingContext):
     """Journal of one session in a PostgreSQL database shared by many sessions.
 
     ``url`` is a SQLAlchemy URL (``postgresql+psycopg://user@host:port/db``);
@@ -279,17 +279,6 @@ class PostgresJournal:
             self._closed = True
             self._conn.close()
             self._engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- reading ---------------------------------------------------------------------------
     def rows(

@@ -17,8 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import msgspec
 
@@ -28,6 +27,7 @@ from tradepilot.model.events import AnyEvent
 from tradepilot.model.instrument import Instrument
 from tradepilot.model.order import Order
 from tradepilot.model.position import Position
+from tradepilot.persistence.integrity import ClosingContext
 from tradepilot.persistence.journal import PersistentJournal, _open_existing
 from tradepilot.persistence.projection import FillRecord, ParentOrderRecord, StateProjection
 from tradepilot.persistence.snapshots import restore
@@ -176,7 +176,7 @@ def _check_limit(limit: int | None) -> None:
         raise ValueError(f"limit must not be negative, not {limit}")
 
 
-class JournalQueries:
+class JournalQueries(ClosingContext):
     """Queries over one journal session, from a projection kept up to date incrementally.
 
     ``instruments``, ``base_currency``, ``starting_balances`` and ``account_type`` are
@@ -244,17 +244,6 @@ class JournalQueries:
     def close(self) -> None:
         if self._own_journal:
             self.journal.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def refresh(self) -> int:
         """Fold the rows written since the last refresh; return how many there were."""

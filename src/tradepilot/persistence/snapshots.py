@@ -19,13 +19,11 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable, Mapping
-from types import TracebackType
-from typing import Self
 
 from tradepilot.model.enums import AccountType
 from tradepilot.model.events import Event
 from tradepilot.model.instrument import Instrument
-from tradepilot.persistence.integrity import JournalError
+from tradepilot.persistence.integrity import ClosingContext, JournalError
 from tradepilot.persistence.journal import PersistentJournal
 from tradepilot.persistence.projection import SnapshotError, StateProjection
 
@@ -87,7 +85,7 @@ class Snapshotter:
         return seq
 
 
-class ProjectingJournal:
+class ProjectingJournal(ClosingContext):
     """A journal that also folds each appended event into ``projection``.
 
     Give it to the engine instead of the journal itself
@@ -124,17 +122,6 @@ class ProjectingJournal:
 
     def close(self) -> None:
         self.journal.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _warn(message: str) -> None:
