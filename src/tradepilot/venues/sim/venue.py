@@ -774,9 +774,15 @@ class SimulatedVenue:
             # the opposite side reached our price: we would have been matched
             opp = best_ask if w.side > 0 else best_bid
             if opp is not None and (opp[0] <= w.price if w.side > 0 else opp[0] >= w.price):
-                crossing = sum(q for _, q in book.walk(w.side, w.leaves, w.price))
-                if crossing:
-                    self._fill(w, crossing, w.price, taker=False)
+                # at our price (we rested first), against liquidity nobody took yet
+                taken = self._taken.setdefault(book.instrument_id, {})
+                for px, qty in self._available(w.side, w.leaves, book, w.price):
+                    if w.cid not in self._by_cid:
+                        break
+                    before = w.filled
+                    self._fill(w, qty, w.price, taker=False)
+                    key = (-w.side, px)
+                    taken[key] = taken.get(key, 0) + (w.filled - before)
 
     def _match_trade_on_book(self, ws: list[_Working], tick: TradeTick) -> None:
         self._expire(ws, tick.ts)
