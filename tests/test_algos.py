@@ -79,7 +79,7 @@ def bundled_bars() -> list[Bar]:
 @pytest.fixture(scope="module")
 def tardis_ticks() -> list[TradeTick]:
     if not TARDIS_TRADES.is_file():
-        pytest.skip(f"shared data not found: {TARDIS_TRADES}")
+        pytest.fail(f"shared data not found (the tests need ../shared/data): {TARDIS_TRADES}")
     return list(load_trades(TARDIS_TRADES, IID))
 
 

@@ -50,7 +50,7 @@ START = 10 * SEC  # parents start 10 s into the session, once the book is there
 @pytest.fixture(scope="module")
 def session() -> list[MarketData]:
     if not SESSION.is_dir():
-        pytest.skip(f"shared data not found: {SESSION}")
+        pytest.fail(f"shared data not found (the tests need ../shared/data): {SESSION}")
     return list(iter_book_session_events(load_book_session(SESSION, IID)))
 
 

@@ -355,7 +355,7 @@ def test_gap_after_snapshot(tmp_path: Path) -> None:
 def session(request: pytest.FixtureRequest) -> Iterator[BookSession]:
     folder = shared_data_dir() / "book" / request.param
     if not folder.is_dir():
-        pytest.skip(f"shared data not found: {folder}")
+        pytest.fail(f"shared data not found (the tests need ../shared/data): {folder}")
     yield load_book_session(folder, request.param)
 
 

@@ -23,7 +23,6 @@ from tradepilot.model.events import OrderFilled, OrderInitialized, ParentOrderSt
 from tradepilot.persistence.journal import read_events
 
 SESSION = default_session_dir()
-pytestmark = pytest.mark.skipif(not SESSION.is_dir(), reason=f"shared data not found: {SESSION}")
 
 
 def from_journal(path: Path) -> dict[str, float]:

@@ -24,8 +24,6 @@ EQUITY = CONFIGS / "equity_rebalancer.yaml"
 SHARED = ROOT.parent / "shared" / "data" / "equities" / "lean_us_equity_minute_trade_bars.csv.gz"
 NY = ZoneInfo("America/New_York")
 
-needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
-
 
 def rows(path: Path) -> list[tuple[int, int, str, bytes]]:
     with sqlite3.connect(path) as conn:
@@ -116,7 +114,6 @@ def test_two_strategies_share_the_account_by_allocation(tmp_path: Path) -> None:
 
 
 # -- equity rebalancer ----------------------------------------------------------------------------
-@needs_shared
 def test_equity_rebalancer_sells_before_buys_in_market_hours(tmp_path: Path) -> None:
     session = ConfigSession(
         load_config(EQUITY),
@@ -156,7 +153,6 @@ def test_equity_rebalancer_sells_before_buys_in_market_hours(tmp_path: Path) -> 
     assert all(not p["quantity"].startswith("-") for p in report["positions"].values())
 
 
-@needs_shared
 def test_the_equity_config_maps_its_limits_onto_the_risk_engine() -> None:
     session = ConfigSession(load_config(EQUITY), start="2013-10-07", end="2013-10-07T14:00")
     codes = {rule.code for rule in session.engine.risk.rules}
