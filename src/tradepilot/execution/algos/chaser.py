@@ -12,21 +12,12 @@ parent fails with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tradepilot.execution.algos.base import (
-    DURATION,
-    AlgoParams,
-    Algorithm,
-    check_choice,
-    check_positive,
-    child_failure,
-)
-from tradepilot.model import fixed
-from tradepilot.model.enums import OrderSide, OrderStatus, OrderType
-from tradepilot.model.events import Event
-from tradepilot.model.order import Order
+from tradepilot.execution.algos.base import check_choice
+from tradepilot.execution.algos.timeout import TimeoutFallback, TimeoutParams
+from tradepilot.model.enums import OrderSide, OrderType
 
 if TYPE_CHECKING:
     from tradepilot.execution.algo_engine import ParentContext
@@ -35,27 +26,23 @@ PEGS = ("best", "last")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ChaserParams(AlgoParams):
+class ChaserParams(TimeoutParams):
     peg: str = "best"
     offset_ticks: int = 0
     threshold_ticks: int = 1
     max_chase_ticks: int | None = None
     post_only: bool = False
-    timeout: int | None = field(default=None, metadata=DURATION)
-    fallback_to_market: bool = False
 
     def check(self) -> None:
+        super().check()
         check_choice("peg", self.peg, PEGS)
         if self.threshold_ticks < 1:
             raise ValueError(f"threshold_ticks must be at least 1, got {self.threshold_ticks}")
         if self.max_chase_ticks is not None and self.max_chase_ticks < 0:
             raise ValueError(f"max_chase_ticks cannot be negative, got {self.max_chase_ticks}")
-        check_positive("timeout", self.timeout)
-        if self.fallback_to_market and self.timeout is None:
-            raise ValueError("fallback_to_market needs a timeout")
 
 
-class ChaserAlgo(Algorithm[ChaserParams]):
+class ChaserAlgo(TimeoutFallback[ChaserParams]):
     name = "chaser"
     params_type = ChaserParams
 
@@ -63,8 +50,6 @@ class ChaserAlgo(Algorithm[ChaserParams]):
         super().__init__(ctx, params)
         self.first_px: int | None = None
         self.reprices = 0
-        self._expired = False
-        self._fallback_sent = False
 
     def peg_price(self) -> int | None:
         ctx = self.ctx
@@ -79,8 +64,7 @@ class ChaserAlgo(Algorithm[ChaserParams]):
             return
         self.first_px = price
         ctx.submit(ctx.available(), OrderType.LIMIT, price=price, post_only=p.post_only)
-        if p.timeout is not None:
-            ctx.set_timer("timeout", ctx.now() + p.timeout)
+        self.start_timeout()
 
     def on_market(self) -> None:
         if self._expired or self.first_px is None:
@@ -104,30 +88,3 @@ class ChaserAlgo(Algorithm[ChaserParams]):
             )
         if target != child.price and ctx.modify(child, price=target):
             self.reprices += 1
-
-    def on_timer(self, name: str) -> None:
-        self._expired = True
-        if self.ctx.open_children():
-            self.ctx.cancel_all(reason="timeout")
-        else:
-            self._after_timeout()
-
-    def on_child_closed(self, order: Order, event: Event) -> None:
-        if self.is_complete():
-            return
-        ctx = self.ctx
-        if self._expired and not self._fallback_sent and order.status is OrderStatus.CANCELED:
-            if not ctx.open_children():
-                self._after_timeout()
-            return
-        ctx.fail(child_failure(order, event))
-
-    def _after_timeout(self) -> None:
-        ctx = self.ctx
-        if self.is_complete():
-            return
-        if self.params.fallback_to_market:
-            self._fallback_sent = True
-            ctx.submit(ctx.available(), OrderType.MARKET, tags="chaser:fallback")
-        else:
-            ctx.fail(f"timeout with {fixed.to_str(ctx.remaining)} not filled")
