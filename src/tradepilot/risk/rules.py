@@ -693,15 +693,14 @@ class BalanceSufficient:
 
 
 # -- losses ----------------------------------------------------------------------------------
-class DailyLossLimit:
-    """``daily_loss_pct``: once equity is X % below the UTC day's first equity, orders
-    that do not reduce a position are denied until the next UTC day.
+class _EquityLossRule:
+    """A limit on how far equity has fallen; orders that reduce a position always pass.
 
-    The day's first equity is the first one seen that day, through :meth:`on_equity`
-    (fed by the engine) or at a check.
+    Equity reaches the rule through :meth:`on_equity` (fed by the engine) and at
+    every check; subclasses say which fall they measure and how to word it.
     """
 
-    code = "DAILY_LOSS_LIMIT"
+    code = ""
 
     def __init__(self, max_pct: float) -> None:
         self.max_pct = max_pct
@@ -715,8 +714,21 @@ class DailyLossLimit:
         if reduces_position(order, view):
             return None
         equity = view.equity()
+        self.watch.observe(order.ts_init, equity)
+        return self.breach(equity)
+
+    def breach(self, equity: int) -> str | None:
+        raise NotImplementedError
+
+
+class DailyLossLimit(_EquityLossRule):
+    """``daily_loss_pct``: once equity is X % below the UTC day's first equity, orders
+    that do not reduce a position are denied until the next UTC day."""
+
+    code = "DAILY_LOSS_LIMIT"
+
+    def breach(self, equity: int) -> str | None:
         watch = self.watch
-        watch.observe(order.ts_init, equity)
         if not watch.daily_loss_reached(equity, self.limit_raw):
             return None
         start = watch.day_start or 0
@@ -727,26 +739,14 @@ class DailyLossLimit:
         )
 
 
-class MaxDrawdown:
+class MaxDrawdown(_EquityLossRule):
     """``max_drawdown_pct``: once equity is X % below its peak, orders that do not
     reduce a position are denied (until equity recovers above the limit)."""
 
     code = "MAX_DRAWDOWN"
 
-    def __init__(self, max_pct: float) -> None:
-        self.max_pct = max_pct
-        self.limit_raw = pct_raw(max_pct)
-        self.watch = EquityWatch()
-
-    def on_equity(self, ts: int, equity: int) -> None:
-        self.watch.observe(ts, equity)
-
-    def check(self, order: Order, view: RiskView) -> str | None:
-        if reduces_position(order, view):
-            return None
-        equity = view.equity()
+    def breach(self, equity: int) -> str | None:
         watch = self.watch
-        watch.observe(order.ts_init, equity)
         if not watch.drawdown_reached(equity, self.limit_raw):
             return None
         peak = watch.peak or 0
