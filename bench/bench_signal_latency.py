@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tradepilot.engine.clock import NS_PER_HOUR, NS_PER_MINUTE  # noqa: E402
+from tradepilot.core.time import NS_PER_HOUR, NS_PER_MINUTE  # noqa: E402
 from tradepilot.engine.kernel import Engine, EngineConfig  # noqa: E402
 from tradepilot.model import fixed  # noqa: E402
 from tradepilot.model.data import Bar  # noqa: E402

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from tradepilot.engine.clock import NS_PER_DAY, NS_PER_MINUTE, NS_PER_SECOND
+from tradepilot.core.time import NS_PER_DAY, NS_PER_MINUTE, NS_PER_SECOND
 from tradepilot.engine.kernel import Engine, EngineConfig
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar, BookDeltas, BookLevel, BookSnapshot, TradeTick

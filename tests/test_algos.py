@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from tradepilot.core.time import NS_PER_DAY, NS_PER_MINUTE, NS_PER_SECOND
 from tradepilot.data import catalog
 from tradepilot.data.loaders import load_trades
-from tradepilot.engine.clock import NS_PER_DAY, NS_PER_MINUTE, NS_PER_SECOND
 from tradepilot.engine.kernel import Engine, EngineConfig
 from tradepilot.execution.algo_engine import AlgoEngine, ParentContext, ParentStatus, ParentView
 from tradepilot.execution.algos import (

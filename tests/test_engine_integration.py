@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tradepilot.app.sessions import RunSpec, run_backtest
 from tradepilot.data.catalog import bundled
 from tradepilot.data.loaders import load_bars
 from tradepilot.engine.kernel import Engine
-from tradepilot.engine.sessions import RunSpec, run_backtest
 from tradepilot.model import fixed
 from tradepilot.model.instrument import Instrument
 from tradepilot.persistence.journal import MemoryJournal, digest, read_events

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from tradepilot.engine.bus import MessageBus
-from tradepilot.engine.clock import NS_PER_MINUTE, SimClock, parse_duration
+from tradepilot.core.bus import MessageBus
+from tradepilot.core.clock import SimClock
+from tradepilot.core.time import NS_PER_MINUTE, parse_duration
 from tradepilot.engine.kernel import Engine
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar

@@ -21,9 +21,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from tradepilot.app.reconcile import reconcile
+from tradepilot.app.sessions import RunSpec, run_backtest
 from tradepilot.engine.kernel import Engine, EngineConfig
-from tradepilot.engine.sessions import RunSpec, run_backtest
-from tradepilot.execution.reconcile import reconcile
 from tradepilot.model import fixed
 from tradepilot.model.data import TradeTick
 from tradepilot.model.enums import AccountType, OrderSide, OrderStatus, OrderType, TimeInForce
@@ -540,7 +540,7 @@ def test_from_journal_needs_a_setup(tmp_path: Path) -> None:
 
 
 def test_session_setup_matches_prepare() -> None:
-    from tradepilot.engine.sessions import PaperOptions, paper_config_json, prepare
+    from tradepilot.app.sessions import PaperOptions, paper_config_json, prepare
 
     spec = RunSpec(capital="5000", fee_bps="3")
     setup = session_setup(spec.canonical_json())

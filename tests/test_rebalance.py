@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tradepilot.engine.clock import NS_PER_MINUTE, NS_PER_SECOND
+from tradepilot.core.time import NS_PER_MINUTE, NS_PER_SECOND
 from tradepilot.engine.kernel import Engine, EngineConfig
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tradepilot.app.reconcile import reconcile
 from tradepilot.engine.kernel import Engine
-from tradepilot.execution.reconcile import reconcile
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar
 from tradepilot.model.enums import OrderSide, OrderStatus, OrderType

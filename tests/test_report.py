@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from tradepilot.analytics.execution import analyze_journal
 from tradepilot.analytics.market import load_market, market_from_run_config
 from tradepilot.analytics.report import CHART_IDS, equity_curve, starting_cash, write_report
-from tradepilot.commands.report import execution_table, register
-from tradepilot.engine.sessions import PaperOptions, PaperSession, RunSpec, run_backtest
+from tradepilot.app.sessions import PaperOptions, PaperSession, RunSpec, run_backtest
+from tradepilot.cli.report import execution_table, register
 from tradepilot.model import fixed
 from tradepilot.model.events import OrderFilled, SessionStarted
 from tradepilot.persistence.journal import read_events

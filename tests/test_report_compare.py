@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tradepilot.analytics.compare import (
+from tradepilot.app.compare import (
     CompareSpec,
     algorithm_names,
     compare_engine,
@@ -17,7 +17,7 @@ from tradepilot.analytics.compare import (
     run_compare,
     session_instrument,
 )
-from tradepilot.commands.report import register
+from tradepilot.cli.report import register
 from tradepilot.data.book_loader import load_book_session
 from tradepilot.model.events import OrderFilled, OrderInitialized, ParentOrderStarted
 from tradepilot.persistence.journal import read_events
@@ -143,7 +143,7 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
 def test_engine_events_rebuild_the_parents() -> None:
     """An engine without a journal gives the same analysis as its journal would."""
     from tradepilot.analytics.execution import analyze_execution
-    from tradepilot.commands.report import engine_events, execution_table
+    from tradepilot.cli.report import engine_events, execution_table
     from tradepilot.data.book_loader import iter_book_session_events
     from tradepilot.persistence.journal import MemoryJournal
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tradepilot.engine.clock import NS_PER_HOUR, NS_PER_MINUTE
-from tradepilot.engine.sessions import PaperOptions, PaperSession, RunSpec
+from tradepilot.app.sessions import PaperOptions, PaperSession, RunSpec
+from tradepilot.core.time import NS_PER_HOUR, NS_PER_MINUTE
 from tradepilot.persistence.journal import JournalError, SqliteJournal
 
 SPEC = RunSpec(strategy="momentum", params={"threshold_pct": "0.3"})
@@ -78,7 +78,7 @@ def test_resume_needs_a_session_journal(tmp_path: Path) -> None:
 
 
 def test_halted_after_a_restart_is_still_halted(tmp_path: Path) -> None:
-    from tradepilot.engine.sessions import CycleRecord
+    from tradepilot.app.sessions import CycleRecord
     from tradepilot.model.events import OrderDenied, TradingStateChanged
     from tradepilot.persistence.journal import read_events
     from tradepilot.risk.engine import TradingState
@@ -127,7 +127,7 @@ def test_halted_after_a_restart_is_still_halted(tmp_path: Path) -> None:
 
 def test_restore_state_from_snapshot_and_tail_seeds_a_new_engine(tmp_path: Path) -> None:
     """The live-venue restart path: projected state -> engine, ids continue, state equal."""
-    from tradepilot.engine.sessions import prepare, run_backtest
+    from tradepilot.app.sessions import prepare, run_backtest
     from tradepilot.persistence import open_journal, restore
 
     spec = RunSpec(strategy="ema_cross")

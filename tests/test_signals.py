@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tradepilot.engine.clock import NS_PER_MINUTE, NS_PER_SECOND
+from tradepilot.core.time import NS_PER_MINUTE, NS_PER_SECOND
 from tradepilot.engine.kernel import Engine, EngineConfig
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar

@@ -14,8 +14,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tradepilot.commands.signals import register
-from tradepilot.strategy.runconfig import ConfigSession, load_config, parse_config
+from tradepilot.app.runconfig import ConfigSession, load_config, parse_config
+from tradepilot.cli.signals import register
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "examples" / "configs"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tradepilot.engine.clock import NS_PER_HOUR, NS_PER_MINUTE
+from tradepilot.core.time import NS_PER_HOUR, NS_PER_MINUTE
 from tradepilot.engine.kernel import Engine, EngineConfig
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tradepilot.engine.clock import NS_PER_HOUR, NS_PER_MINUTE
+from tradepilot.core.time import NS_PER_HOUR, NS_PER_MINUTE
 from tradepilot.engine.kernel import Engine, EngineConfig
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar
@@ -191,7 +191,7 @@ def test_a_strong_trend_enters_once_then_holds_because_the_position_is_open() ->
 def test_signal_momentum_runs_from_the_strategy_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """With ``"signal_momentum": (SignalMomentumParams, SignalMomentum)`` in the registry,
     the existing ``backtest`` and ``paper`` commands run the whole signal pipeline."""
-    from tradepilot.engine.sessions import RunSpec, run_backtest
+    from tradepilot.app.sessions import RunSpec, run_backtest
     from tradepilot.strategy import registry
     from tradepilot.strategy.signal_strategy import SignalMomentum, SignalMomentumParams
 

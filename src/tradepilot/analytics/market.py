@@ -307,7 +307,7 @@ def market_from_run_config(mode: str, config_json: str) -> MarketSeries | None:
             return market_from_book_session(session, str(config.get("instrument_id", "")))
         dataset = config.get("dataset")
         if isinstance(dataset, str) and dataset:
-            from tradepilot.engine.sessions import parse_time
+            from tradepilot.core.time import parse_time
 
             start, end = config.get("start"), config.get("end")
             return load_market(

@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tradepilot.engine.bus import MessageBus
-from tradepilot.engine.clock import SimClock
+from tradepilot.core.bus import MessageBus
+from tradepilot.core.clock import SimClock
 from tradepilot.execution.order_manager import OrderManager
 from tradepilot.model import fixed
 from tradepilot.model.account import Account
@@ -197,7 +197,7 @@ class Engine:
         This is the restart path for a venue that cannot be replayed (a live one):
         orders, positions, balances, id counters and the trading state come from the
         journal, open orders whose last request had no answer become UNKNOWN, and the
-        caller then reconciles with the venue (:func:`tradepilot.execution.reconcile`).
+        caller then reconciles with the venue (:func:`tradepilot.app.reconcile`).
         """
         seed = state.clone()  # the engine must not share objects with a projection in use
         om = self.orders

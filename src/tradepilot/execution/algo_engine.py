@@ -40,7 +40,7 @@ from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from tradepilot.engine.clock import NS_PER_MINUTE, NS_PER_SECOND
+from tradepilot.core.time import NS_PER_MINUTE, NS_PER_SECOND
 from tradepilot.execution.algos import ALGORITHMS
 from tradepilot.execution.algos.base import (
     Algorithm,

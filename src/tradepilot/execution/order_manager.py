@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from tradepilot.engine.bus import MessageBus
-from tradepilot.engine.clock import Clock
+from tradepilot.core.bus import MessageBus
+from tradepilot.core.clock import Clock
 from tradepilot.model.enums import OrderStatus
 from tradepilot.model.events import (
     CancelAllOrders,

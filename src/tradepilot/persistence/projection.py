@@ -340,12 +340,12 @@ def session_setup(config_json: str) -> SessionSetup:
 
     The config is a ``RunSpec`` as JSON (a backtest) or ``{"spec": RunSpec, ...}`` (a
     paper session). Builds the instrument and the starting balance the way
-    :func:`tradepilot.engine.sessions.prepare` does (data set instrument with the
+    :func:`tradepilot.app.sessions.prepare` does (data set instrument with the
     spec's fee, the capital in its quote currency, a cash account) without loading
     the data. Raises :class:`JournalError` when the config holds no run spec.
     """
+    from tradepilot.app.sessions import RunSpec
     from tradepilot.data.catalog import find
-    from tradepilot.engine.sessions import RunSpec
 
     try:
         config = json.loads(config_json)

@@ -3,7 +3,7 @@
 Every limit is optional: ``None`` switches it off. Percentages are floats in
 percent (``20.0`` = 20 %); money and quantities are decimal strings (``"50000"``,
 ``"0.5"``); durations are strings such as ``"1m"`` or ``"24h"`` (see
-:func:`tradepilot.engine.clock.parse_duration`). :meth:`RiskConfig.from_dict`
+:func:`tradepilot.core.clock.parse_duration`). :meth:`RiskConfig.from_dict`
 reads the same keys from YAML or JSON and refuses unknown keys.
 """
 
@@ -17,7 +17,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from tradepilot.engine.clock import parse_duration
+from tradepilot.core.time import parse_duration
 from tradepilot.model import fixed
 from tradepilot.risk.engine import RiskRule
 from tradepilot.risk.rules import (

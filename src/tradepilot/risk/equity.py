@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tradepilot.engine.clock import NS_PER_DAY
+from tradepilot.core.time import NS_PER_DAY
 from tradepilot.model import fixed
 
 HUNDRED = 100 * fixed.SCALE  # 100 % as a raw fixed-point int

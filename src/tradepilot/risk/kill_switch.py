@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tradepilot.engine.clock import Clock
+from tradepilot.core.clock import Clock
 from tradepilot.model import fixed
 from tradepilot.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from tradepilot.model.events import OrderInitialized

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from tradepilot.engine.clock import NS_PER_DAY, NS_PER_SECOND
+from tradepilot.core.time import NS_PER_DAY, NS_PER_SECOND
 from tradepilot.model import fixed
 from tradepilot.model.enums import AccountType
 from tradepilot.model.order import Order

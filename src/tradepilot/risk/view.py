@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from tradepilot.engine.clock import Clock
+from tradepilot.core.clock import Clock
 from tradepilot.model import fixed
 from tradepilot.model.enums import AccountType, OrderStatus, OrderType
 from tradepilot.model.instrument import Instrument

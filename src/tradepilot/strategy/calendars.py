@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
-from tradepilot.engine.clock import NS_PER_DAY, NS_PER_SECOND
+from tradepilot.core.time import NS_PER_DAY, NS_PER_SECOND
 
 if TYPE_CHECKING:
     from tradepilot.engine.kernel import Engine

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tradepilot.engine.clock import NS_PER_HOUR, NS_PER_MINUTE
+from tradepilot.core.time import NS_PER_HOUR, NS_PER_MINUTE
 
 
 class ExitCode(StrEnum):

@@ -25,7 +25,7 @@ from enum import StrEnum
 
 import msgspec
 
-from tradepilot.engine.clock import NS_PER_HOUR
+from tradepilot.core.time import NS_PER_HOUR
 from tradepilot.strategy.signals import Signal, SignalAction
 
 

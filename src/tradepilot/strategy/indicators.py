@@ -25,7 +25,7 @@ from collections import deque
 import numpy as np
 import numpy.typing as npt
 
-from tradepilot.engine.clock import NS_PER_HOUR
+from tradepilot.core.time import NS_PER_HOUR
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar
 

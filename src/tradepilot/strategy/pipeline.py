@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from tradepilot.engine.clock import NS_PER_HOUR
+from tradepilot.core.time import NS_PER_HOUR
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar, TradeTick
 from tradepilot.model.enums import AccountType, OrderStatus, OrderType, TimeInForce

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tradepilot.engine.clock import NS_PER_HOUR, NS_PER_MINUTE
+from tradepilot.core.time import NS_PER_HOUR, NS_PER_MINUTE
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar, TradeTick
 from tradepilot.model.enums import AccountType

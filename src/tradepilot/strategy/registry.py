@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from tradepilot.engine.clock import parse_duration
+from tradepilot.core.time import parse_duration
 from tradepilot.strategy.base import Strategy
 from tradepilot.strategy.examples.ema_cross import EmaCross, EmaCrossParams
 from tradepilot.strategy.examples.momentum import Momentum, MomentumParams

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tradepilot.engine.clock import NS_PER_HOUR, NS_PER_MINUTE
+from tradepilot.core.time import NS_PER_HOUR, NS_PER_MINUTE
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar, TradeTick
 from tradepilot.model.events import Event, OrderFilled

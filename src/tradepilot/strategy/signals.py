@@ -33,7 +33,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from tradepilot.engine.clock import NS_PER_SECOND, parse_duration
+from tradepilot.core.time import NS_PER_SECOND, parse_duration
 from tradepilot.model.events import AnyEvent, Event
 from tradepilot.model.instrument import Instrument
 from tradepilot.strategy.signal_events import (

@@ -39,7 +39,7 @@ from typing import Protocol
 import msgspec
 import numpy as np
 
-from tradepilot.engine.clock import NS_PER_HOUR
+from tradepilot.core.time import NS_PER_HOUR
 from tradepilot.model import fixed
 from tradepilot.model.instrument import Instrument
 from tradepilot.strategy.gates import HoldCode

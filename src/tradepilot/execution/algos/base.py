@@ -25,7 +25,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from tradepilot.engine.clock import parse_duration
+from tradepilot.core.time import parse_duration
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar, BookDeltas, BookSnapshot, QuoteTick, TradeTick
 from tradepilot.model.enums import OrderStatus

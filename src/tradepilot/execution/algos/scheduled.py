@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from tradepilot.engine.clock import NS_PER_MINUTE
+from tradepilot.core.time import NS_PER_MINUTE
 from tradepilot.execution.algos.base import (
     DURATION,
     FIXED,

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tradepilot.engine.clock import NS_PER_DAY, NS_PER_MINUTE
+from tradepilot.core.time import NS_PER_DAY, NS_PER_MINUTE
 from tradepilot.execution.algos.scheduled import ScheduledAlgo, ScheduleParams
 from tradepilot.model.data import Bar
 

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tradepilot.engine.clock import NS_PER_HOUR
+from tradepilot.core.time import NS_PER_HOUR
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar
 from tradepilot.model.events import Event

@@ -26,7 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tradepilot.engine.clock import NS_PER_DAY, Clock
+from tradepilot.core.clock import Clock
+from tradepilot.core.time import NS_PER_DAY
 from tradepilot.model import fixed
 from tradepilot.model.account import Account, InsufficientBalance
 from tradepilot.model.book import OrderBook

@@ -1,48 +1,25 @@
-"""The ``tradepilot`` command: backtest, paper, data."""
+"""``tradepilot backtest`` and ``tradepilot paper``: run a strategy on a data set."""
 
 from __future__ import annotations
 
 import json
-import math
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from tradepilot.analytics.market import market_from_series
-from tradepilot.analytics.summary import RunSummary
-from tradepilot.commands import report as report_commands
-from tradepilot.commands import signals as signal_commands
-from tradepilot.commands.report import execution_table
+from tradepilot.app.sessions import CycleRecord, PaperOptions, PaperSession, RunSpec, run_backtest
+from tradepilot.app.summary import RunSummary
+from tradepilot.cli.output import console, err, fail, fmt
+from tradepilot.cli.report import execution_table
+from tradepilot.core.time import iso, parse_duration
 from tradepilot.data import catalog
 from tradepilot.data.loaders import DataError
-from tradepilot.engine.clock import parse_duration
-from tradepilot.engine.sessions import (
-    CycleRecord,
-    PaperOptions,
-    PaperSession,
-    RunSpec,
-    iso,
-    run_backtest,
-)
 from tradepilot.persistence.journal import JournalError
 from tradepilot.strategy import registry
-
-app = typer.Typer(
-    help="tradepilot: signals in, risk-checked orders out. Backtest, paper and live on one engine.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-data_app = typer.Typer(help="List and import market data sets.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
-report_commands.register(app)
-signal_commands.register(app)
-console = Console()
-err = Console(stderr=True)
 
 DataOpt = Annotated[
     str, typer.Option("--data", "-d", help="Data set name (see `tradepilot data list`) or a file.")
@@ -54,11 +31,6 @@ ParamOpt = Annotated[
     list[str] | None,
     typer.Option("--param", "-p", help="Strategy parameter key=value (repeatable)."),
 ]
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(2)
 
 
 def _spec(
@@ -76,7 +48,7 @@ def _spec(
     limit_fill: str,
 ) -> RunSpec:
     if limit_fill not in ("touch", "through"):
-        _fail("--limit-fill must be 'touch' or 'through'")
+        fail("--limit-fill must be 'touch' or 'through'")
     return RunSpec(
         dataset=data,
         strategy=strategy,
@@ -91,12 +63,6 @@ def _spec(
         slippage_ticks=slippage_ticks,
         limit_fill=limit_fill,
     )
-
-
-def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:,.{digits}f}{suffix}"
 
 
 def summary_table(s: RunSummary, title: str) -> Table:
@@ -116,13 +82,13 @@ def summary_table(s: RunSummary, title: str) -> Table:
         ("traded notional", s.traded_notional),
         ("start equity", s.start_equity),
         ("end equity", s.end_equity),
-        ("return", _fmt(s.return_pct, 3, " %")),
-        ("max drawdown", _fmt(s.max_drawdown_pct, 3, " %")),
-        ("Sharpe", _fmt(s.sharpe, 3)),
-        ("Sortino", _fmt(s.sortino, 3)),
+        ("return", fmt(s.return_pct, 3, " %")),
+        ("max drawdown", fmt(s.max_drawdown_pct, 3, " %")),
+        ("Sharpe", fmt(s.sharpe, 3)),
+        ("Sortino", fmt(s.sortino, 3)),
         ("round trips", f"{s.round_trips:,}"),
-        ("win rate", _fmt(s.win_rate_pct, 1, " %")),
-        ("profit factor", _fmt(s.profit_factor, 3)),
+        ("win rate", fmt(s.win_rate_pct, 1, " %")),
+        ("profit factor", fmt(s.profit_factor, 3)),
     ]
     for code, n in sorted(s.denials.items()):
         rows.append((f"denied: {code}", f"{n:,}"))
@@ -131,7 +97,6 @@ def summary_table(s: RunSummary, title: str) -> Table:
     return table
 
 
-@app.command()
 def backtest(
     data: DataOpt = catalog.DEFAULT_DATASET,
     strategy: StrategyOpt = "ema_cross",
@@ -185,7 +150,7 @@ def backtest(
 
             prepared, summary = run_backtest(spec, journal, on_progress)
     except (ValueError, DataError, JournalError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     console.print(summary_table(summary, f"{strategy} on {prepared.dataset.name}"))
     console.print(
@@ -195,7 +160,6 @@ def backtest(
         console.print(f"journal: {journal}")
 
 
-@app.command()
 def paper(
     data: DataOpt = catalog.DEFAULT_DATASET,
     strategy: StrategyOpt = "momentum",
@@ -242,7 +206,7 @@ def paper(
             resume=resume,
         )
     except (ValueError, DataError, JournalError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     opts = runner.options
     err.print(
@@ -253,7 +217,7 @@ def paper(
     try:
         report = runner.run()
     except JournalError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     s = summarize_from_report(report)
     console.print(summary_table(s, f"paper session ({report['stop_reason']})"))
@@ -272,59 +236,12 @@ def _print_cycle(rec: CycleRecord) -> None:
     console.print(
         f"{rec.timestamp}  value {rec.portfolio_value:>14}  ret {rec.return_pct:+8.3f}%  "
         f"pos {rec.position:>10}  px {rec.price or '-':>10}  signal {rec.signal or '-':<5} "
-        f"conf {_fmt(rec.confidence, 2)}  mom {_fmt(rec.momentum_pct, 3)}%  trades {rec.trades}",
+        f"conf {fmt(rec.confidence, 2)}  mom {fmt(rec.momentum_pct, 3)}%  trades {rec.trades}",
         highlight=False,
     )
 
 
-@data_app.command("list")
-def data_list() -> None:
-    """Show the bundled and imported data sets."""
-    table = Table(title="data sets")
-    for col in ("name", "kind", "instrument", "source", "description"):
-        table.add_column(col)
-    for ds in catalog.all_datasets():
-        table.add_row(
-            ds.name,
-            ds.kind,
-            f"{ds.symbol}.{ds.venue}",
-            "bundled" if ds.bundled else "imported",
-            ds.description,
-        )
-    console.print(table)
-
-
-@data_app.command("import")
-def data_import(
-    path: Annotated[Path, typer.Argument(help="CSV/Parquet/JSON file to import.")],
-    name: Annotated[str, typer.Option(help="Name to give the data set.")],
-    kind: Annotated[str, typer.Option(help="bars | trades")] = "bars",
-    symbol: Annotated[str, typer.Option(help="Instrument symbol, e.g. BTCUSDT.")] = "BTCUSDT",
-    base: Annotated[str, typer.Option(help="Base currency.")] = "BTC",
-    quote: Annotated[str, typer.Option(help="Quote currency.")] = "USDT",
-    tick_size: Annotated[str, typer.Option(help="Price increment.")] = "0.01",
-    lot_size: Annotated[str, typer.Option(help="Quantity increment.")] = "0.00001",
-    series_symbol: Annotated[
-        str | None, typer.Option(help="Pick this symbol from a multi-symbol file.")
-    ] = None,
-) -> None:
-    """Validate a file and add it to the local data sets."""
-    try:
-        ds = catalog.import_file(
-            path, name, kind, symbol, base, quote, tick_size, lot_size, series_symbol=series_symbol
-        )
-    except (ValueError, DataError, OSError) as exc:
-        _fail(str(exc))
-        return
-    console.print(f"imported {ds.name}: {ds.description}")
-
-
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()
+def register(app: typer.Typer) -> None:
+    """Add ``backtest`` and ``paper`` to ``app``."""
+    app.command()(backtest)
+    app.command()(paper)

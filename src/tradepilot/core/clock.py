@@ -9,11 +9,6 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-NS_PER_SECOND = 1_000_000_000
-NS_PER_MINUTE = 60 * NS_PER_SECOND
-NS_PER_HOUR = 60 * NS_PER_MINUTE
-NS_PER_DAY = 24 * NS_PER_HOUR
-
 
 class Clock(Protocol):
     def now(self) -> int:
@@ -43,27 +38,3 @@ class LiveClock:
 
     def now(self) -> int:
         return time.time_ns()
-
-
-def parse_duration(text: str) -> int:
-    """'300s', '5m', '24h', '2d', '150ms' or a bare number of seconds -> nanoseconds."""
-    text = text.strip().lower()
-    units = (
-        ("ms", 1_000_000),
-        ("s", NS_PER_SECOND),
-        ("m", NS_PER_MINUTE),
-        ("h", NS_PER_HOUR),
-        ("d", NS_PER_DAY),
-    )
-    number, mult = text, NS_PER_SECOND
-    for suffix, unit in units:
-        if text.endswith(suffix):
-            number, mult = text[: -len(suffix)], unit
-            break
-    try:
-        value = float(number)
-    except ValueError:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 300s, 5m, 24h)") from None
-    if value < 0 or value != value:
-        raise ValueError(f"duration must be non-negative: {text!r}")
-    return round(value * mult)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from tradepilot.analytics.execution import (
@@ -30,10 +29,11 @@ from tradepilot.analytics.execution import (
     session_config,
 )
 from tradepilot.analytics.market import MarketSeries, PriceInput
+from tradepilot.cli.output import console, err, fail, fmt
 from tradepilot.model.events import Event
 
 if TYPE_CHECKING:
-    from tradepilot.analytics.compare import CompareResult
+    from tradepilot.app.compare import CompareResult
     from tradepilot.engine.kernel import Engine
 
 __all__ = [
@@ -42,14 +42,6 @@ __all__ = [
     "execution_table",
     "register",
 ]
-
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(2)
 
 
 # ------------------------------------------------------------------------ execution table
@@ -111,12 +103,6 @@ def _parent_events(engine: Engine) -> list[Event]:
     return out
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value + 0.0:,.{digits}f}" if round(value, digits) else f"{0.0:,.{digits}f}"
-
-
 def _duration(ns: float | int | None) -> str:
     if ns is None or not math.isfinite(float(ns)):
         return "-"
@@ -176,15 +162,15 @@ def execution_table(
         ("parents", lambda s: f"{s.parents:,}"),
         ("fills", lambda s: f"{s.fills:,}"),
         ("filled", lambda s: f"{s.filled:,.6g}"),
-        ("fill %", lambda s: _fmt(s.fill_rate * 100.0, 1)),
-        ("slip bps", lambda s: _fmt(s.slippage_bps)),
-        ("vs VWAP bps", lambda s: _fmt(s.slippage_vwap_bps)),
-        ("IS bps", lambda s: _fmt(s.shortfall.total_bps)),
-        ("delay", lambda s: _fmt(s.shortfall.delay_bps)),
-        ("trading", lambda s: _fmt(s.shortfall.trading_bps)),
-        ("opport.", lambda s: _fmt(s.shortfall.opportunity_bps)),
-        ("fees", lambda s: _fmt(s.shortfall.fees_bps)),
-        ("IS quote", lambda s: _fmt(s.shortfall.total)),
+        ("fill %", lambda s: fmt(s.fill_rate * 100.0, 1)),
+        ("slip bps", lambda s: fmt(s.slippage_bps)),
+        ("vs VWAP bps", lambda s: fmt(s.slippage_vwap_bps)),
+        ("IS bps", lambda s: fmt(s.shortfall.total_bps)),
+        ("delay", lambda s: fmt(s.shortfall.delay_bps)),
+        ("trading", lambda s: fmt(s.shortfall.trading_bps)),
+        ("opport.", lambda s: fmt(s.shortfall.opportunity_bps)),
+        ("fees", lambda s: fmt(s.shortfall.fees_bps)),
+        ("IS quote", lambda s: fmt(s.shortfall.total)),
         *((f"mkt {Markout(h, 0.0, 0.0).label}", _markout_getter(h)) for h in horizons),
         ("time to fill", lambda s: _duration(s.median_time_to_last_fill_ns)),
     ]
@@ -214,7 +200,7 @@ def execution_table(
 
 
 def _markout_getter(horizon: int) -> Callable[[ExecutionSummary], str]:
-    return lambda s: _fmt(s.markout_bps(horizon))
+    return lambda s: fmt(s.markout_bps(horizon))
 
 
 # -------------------------------------------------------------------------------- report
@@ -250,16 +236,16 @@ def report_command(
     try:
         events = read_events(journal, session)
     except (JournalError, OSError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     if not events:
-        _fail(f"journal {journal} holds no events")
+        fail(f"journal {journal} holds no events")
     market: MarketSeries | None = None
     if data is not None:
         try:
             market = load_market(data)
         except (ValueError, OSError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
             return
     elif not no_market:
         config = session_config(events)
@@ -333,13 +319,13 @@ def compare_table(results: Sequence[CompareResult], title: str) -> Table:
         table.add_row(
             r.algorithm,
             status,
-            f"{p.filled:,.6g} ({_fmt(p.fill_rate * 100.0, 1)}%)",
-            _fmt(p.avg_px, 2),
-            _fmt(p.slippage_bps),
-            _fmt(p.slippage_vwap_bps),
-            _fmt(p.shortfall.total_bps),
-            _fmt(p.shortfall.fees_bps),
-            _fmt(p.participation * 100.0, 2),
+            f"{p.filled:,.6g} ({fmt(p.fill_rate * 100.0, 1)}%)",
+            fmt(p.avg_px, 2),
+            fmt(p.slippage_bps),
+            fmt(p.slippage_vwap_bps),
+            fmt(p.shortfall.total_bps),
+            fmt(p.shortfall.fees_bps),
+            fmt(p.participation * 100.0, 2),
             f"{p.n_fills:,}",
             _duration(p.time_to_last_fill_ns),
         )
@@ -380,13 +366,13 @@ def compare_command(
     ] = Path("runs/compare"),
 ) -> None:
     """Run the same parent order through every algorithm on a real L2 session."""
-    from tradepilot.analytics.compare import (
+    from tradepilot.app.compare import (
         CompareSpec,
         algorithm_names,
         resolve_session,
         run_compare,
     )
-    from tradepilot.engine.clock import parse_duration
+    from tradepilot.core.time import parse_duration
 
     try:
         if side.lower() not in ("buy", "sell"):
@@ -418,7 +404,7 @@ def compare_command(
         )
         results = run_compare(spec, done)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     title = f"{side} {quantity} over {duration} on {spec.session.name}"
     console.print(compare_table(results, title))

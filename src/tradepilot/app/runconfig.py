@@ -33,13 +33,13 @@ from typing import Any, TextIO, TypeVar
 
 import yaml
 
-from tradepilot.analytics.summary import summarize
+from tradepilot.app.sessions import CycleRecord, ReplayPacer
+from tradepilot.app.summary import summarize
+from tradepilot.core.time import NS_PER_MINUTE, iso, parse_duration
 from tradepilot.data import catalog
 from tradepilot.data.loaders import BarSeries, load_bars
 from tradepilot.data.streams import merge_streams
-from tradepilot.engine.clock import NS_PER_MINUTE, parse_duration
 from tradepilot.engine.kernel import Engine, EngineConfig
-from tradepilot.engine.sessions import CycleRecord, ReplayPacer, iso
 from tradepilot.model import fixed
 from tradepilot.model.enums import AccountType, AssetClass
 from tradepilot.model.instrument import Instrument

@@ -13,43 +13,28 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from tradepilot.app.runconfig import ConfigSession, load_config
+from tradepilot.app.sessions import CycleRecord
+from tradepilot.cli.output import console, err, fail, fmt
+from tradepilot.core.time import parse_duration
 from tradepilot.data.loaders import DataError
-from tradepilot.engine.clock import parse_duration
-from tradepilot.engine.sessions import CycleRecord
 from tradepilot.persistence.journal import JournalError
-from tradepilot.strategy.runconfig import ConfigSession, load_config
 from tradepilot.strategy.signals import load_signal_file
 
 __all__ = ["register", "run_config", "signals_check"]
-
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(2)
-
-
-def _fmt(value: object, digits: int = 2, suffix: str = "") -> str:
-    if not isinstance(value, int | float) or not math.isfinite(value):
-        return "-"
-    return f"{value:,.{digits}f}{suffix}"
 
 
 def print_cycle(rec: CycleRecord) -> None:
     reason = str(rec.extra.get("reason", ""))
     console.print(
         f"{rec.timestamp}  value {rec.portfolio_value:>16}  ret {rec.return_pct:+8.3f}%  "
-        f"{rec.signal or '-':<9} conf {_fmt(rec.confidence)}  mom {_fmt(rec.momentum_pct, 3)}%  "
+        f"{rec.signal or '-':<9} conf {fmt(rec.confidence)}  mom {fmt(rec.momentum_pct, 3)}%  "
         f"trades {rec.trades}  {reason}",
         highlight=False,
         soft_wrap=True,
@@ -78,11 +63,11 @@ def report_table(report: dict[str, Any]) -> Table:
         ("fees", str(s["fees"])),
         ("start equity", str(s["start_equity"])),
         ("end equity", str(s["end_equity"])),
-        ("return", _fmt(s["return_pct"], 3, " %")),
-        ("max drawdown", _fmt(s["max_drawdown_pct"], 3, " %")),
-        ("Sharpe", _fmt(s["sharpe"], 3)),
+        ("return", fmt(s["return_pct"], 3, " %")),
+        ("max drawdown", fmt(s["max_drawdown_pct"], 3, " %")),
+        ("Sharpe", fmt(s["sharpe"], 3)),
         ("round trips", f"{s['round_trips']:,}"),
-        ("win rate", _fmt(s["win_rate_pct"], 1, " %")),
+        ("win rate", fmt(s["win_rate_pct"], 1, " %")),
     ]
     for sid, info in report["signals"].items():
         counts = info["signals"]
@@ -150,7 +135,7 @@ def run_config(
             signals_file=str(signals) if signals else None,
         )
     except (ValueError, DataError, JournalError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     if paper and not json_out:
         err.print(
@@ -179,7 +164,7 @@ def signals_check(
     try:
         records = load_signal_file(path)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     bad = [r for r in records if r.error is not None]
     for r in bad:

@@ -12,17 +12,16 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from tradepilot.analytics.summary import RunSummary, summarize
+from tradepilot.app.reconcile import ReconciliationReport, reconcile
+from tradepilot.app.resume import VerifyingJournal
+from tradepilot.app.summary import RunSummary, summarize
+from tradepilot.core.time import NS_PER_SECOND, iso, parse_time
 from tradepilot.data.catalog import DEFAULT_DATASET, Dataset, find
 from tradepilot.data.loaders import BarSeries, TradeSeries
-from tradepilot.engine.clock import NS_PER_SECOND
 from tradepilot.engine.kernel import FLATTEN_STRATEGY_ID, Engine, EngineConfig
-from tradepilot.engine.resume import VerifyingJournal
-from tradepilot.execution.reconcile import ReconciliationReport, reconcile
 from tradepilot.model import fixed
 from tradepilot.model.events import OrderInitialized, SessionStarted
 from tradepilot.model.instrument import Instrument
@@ -57,23 +56,6 @@ class RunSpec:
 
     def canonical_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-
-
-def parse_time(text: str) -> int:
-    """ISO date or datetime (UTC unless it says otherwise) -> ns since the epoch."""
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"not a date or time: {text!r} (use e.g. 2021-05-18 or 2021-05-18T12:00)"
-        ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp()) * NS_PER_SECOND + dt.microsecond * 1000
-
-
-def iso(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns / NS_PER_SECOND, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

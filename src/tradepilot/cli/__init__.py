@@ -1,0 +1,1 @@
+"""The ``tradepilot`` command line: one module per command group."""

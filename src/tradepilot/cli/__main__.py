@@ -1,0 +1,5 @@
+"""``python -m tradepilot.cli``."""
+
+from tradepilot.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Basic pieces every layer uses: time units and parsing, clocks, the message bus."""
