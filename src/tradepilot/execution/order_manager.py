@@ -23,6 +23,7 @@ from tradepilot.model.events import (
     OrderCancelRejected,
     OrderDenied,
     OrderInitialized,
+    OrderModifyDenied,
     OrderModifyRejected,
     OrderPendingCancel,
     OrderPendingUpdate,
@@ -31,6 +32,7 @@ from tradepilot.model.events import (
 )
 from tradepilot.model.order import Order
 from tradepilot.risk.engine import RiskEngine
+from tradepilot.risk.modify import check_modify, modified_order
 
 
 class Venue(Protocol):
@@ -61,6 +63,7 @@ class OrderManager:
         self._open: dict[str, Order] = {}
         self._seq: dict[str, int] = {}
         self.denied_count = 0
+        self.modify_denied_count = 0
         self.rejected_count = 0
 
     # -- ids and queries ---------------------------------------------------------------
@@ -140,6 +143,11 @@ class OrderManager:
         price: int | None = None,
         trigger_price: int | None = None,
     ) -> None:
+        """Change a working order's terms, if the risk engine passes the new terms.
+
+        A denied modify is an ``OrderModifyDenied`` with the rule's code and reason;
+        the order stays working as it was.
+        """
         now = self.clock.now()
         self._record(ModifyOrder(now, client_order_id, quantity, price, trigger_price))
         order = self._open.get(client_order_id)
@@ -149,6 +157,16 @@ class OrderManager:
         ):
             why = "order is not open" if order is None else f"order is {order.status.value}"
             self.bus.publish(OrderModifyRejected(now, client_order_id, why))
+            return
+        denial = check_modify(self.risk, modified_order(order, now, quantity, price, trigger_price))
+        if denial is not None:
+            # the working order keeps its terms; the denial is journaled and published
+            self.modify_denied_count += 1
+            denied = OrderModifyDenied(
+                now, client_order_id, denial.code, denial.reason, quantity, price, trigger_price
+            )
+            self._record(denied)
+            self.bus.publish(denied)
             return
         self._apply(order, OrderPendingUpdate(now, client_order_id))
         try:

@@ -118,6 +118,21 @@ class OrderModifyRejected(Event, frozen=True, tag=True):
     reason: str
 
 
+class OrderModifyDenied(Event, frozen=True, tag=True):
+    """The risk engine refused a modify's new terms; the working order is unchanged.
+
+    ``quantity``, ``price`` and ``trigger_price`` are the terms that were asked for
+    (None: unchanged).
+    """
+
+    client_order_id: str
+    code: str
+    reason: str
+    quantity: int | None = None
+    price: int | None = None
+    trigger_price: int | None = None
+
+
 class OrderStatusUnknown(Event, frozen=True, tag=True):
     """A submit, cancel or modify whose outcome is unknown (timeout, crash before the ack).
 
@@ -306,6 +321,7 @@ AnyEvent = (
     | OrderUpdated
     | OrderCancelRejected
     | OrderModifyRejected
+    | OrderModifyDenied
     | OrderStatusUnknown
     | OrderFilled
     | ParentOrderStarted

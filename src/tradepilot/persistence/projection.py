@@ -59,6 +59,7 @@ from tradepilot.model.events import (
     OrderExpired,
     OrderFilled,
     OrderInitialized,
+    OrderModifyDenied,
     OrderModifyRejected,
     OrderPendingCancel,
     OrderPendingUpdate,
@@ -962,6 +963,7 @@ _HANDLERS: dict[type[Event], Callable[[StateProjection, Any, int], None]] = {
     ReconciliationCompleted: StateProjection._on_reconciliation,
     CancelOrder: _ignore,
     ModifyOrder: _ignore,
+    OrderModifyDenied: _ignore,
     CancelAllOrders: _ignore,
     DataRejected: _ignore,
 }

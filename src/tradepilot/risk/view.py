@@ -38,6 +38,7 @@ class EngineRiskView:
 
     __slots__ = (
         "_account",
+        "_excluded",
         "_last_px",
         "_orders",
         "_positions",
@@ -66,6 +67,21 @@ class EngineRiskView:
         self._positions = portfolio.positions
         self._last_px = portfolio.last_px
         self.check_memo: dict[Any, Any] | None = None
+        self._excluded: str | None = None
+
+    def exclude_order(self, client_order_id: str | None) -> None:
+        """Leave this open order out of the working orders and held balances (None: none).
+
+        Used while a modify's new terms are checked: the order they replace must not
+        be counted as well.
+        """
+        self._excluded = client_order_id
+
+    def _open_orders(self) -> Iterable[Order]:
+        excluded = self._excluded
+        if excluded is None:
+            return self._orders()
+        return [o for o in self._orders() if o.client_order_id != excluded]
 
     def begin_check(self) -> None:
         self.check_memo = {}
@@ -115,7 +131,7 @@ class EngineRiskView:
 
     def _working_qty(self) -> dict[str, tuple[int, int]]:
         out: dict[str, tuple[int, int]] = {}
-        for order in self._orders():
+        for order in self._open_orders():
             iid = order.instrument_id
             buys, sells = out.get(iid, (0, 0))
             if order.side > 0:
@@ -139,7 +155,7 @@ class EngineRiskView:
         account = self._account
         cash = account.account_type is AccountType.CASH
         locked = 0
-        for order in self._orders():
+        for order in self._open_orders():
             if order.status is OrderStatus.PENDING_CANCEL:
                 continue
             inst = self.instruments.get(order.instrument_id)
