@@ -1,0 +1,18 @@
+"""What every venue adapter speaks: the order reports reconciliation reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrderReport:
+    """An order as the venue sees it (the reconciliation query's answer)."""
+
+    client_order_id: str
+    instrument_id: str
+    status: str  # OPEN | FILLED | CANCELED | EXPIRED | REJECTED
+    filled_qty: int
+    leaves_qty: int
+    venue_order_id: str
+    reason: str
