@@ -16,22 +16,20 @@ know, or one the order's state machine refuses is counted (see
 :attr:`StateProjection.anomalies` and :attr:`StateProjection.unknown_kinds`) and
 otherwise ignored, so a projection can always be built from what a journal holds.
 
-:meth:`StateProjection.to_snapshot` serialises the state (msgpack, compressed,
-behind a versioned header) and :meth:`StateProjection.from_snapshot` reads it
-back; :mod:`tradepilot.persistence.snapshots` stores snapshots in the journal
+:meth:`StateProjection.to_snapshot` serialises the state and
+:meth:`StateProjection.from_snapshot` reads it back (the codec is
+:mod:`tradepilot.persistence.snapshot_codec`; the records are in
+:mod:`tradepilot.persistence.records`); :mod:`tradepilot.persistence.snapshots`
+stores snapshots in the journal
 database and restores a projection from the latest one plus the events after it.
 """
 
 from __future__ import annotations
 
-import gc
 import json
-import struct
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 
@@ -39,11 +37,7 @@ from tradepilot.model import fixed
 from tradepilot.model.account import Account
 from tradepilot.model.enums import (
     AccountType,
-    AssetClass,
-    OrderSide,
     OrderStatus,
-    OrderType,
-    TimeInForce,
 )
 from tradepilot.model.events import (
     AnyEvent,
@@ -79,8 +73,22 @@ from tradepilot.model.events import (
 from tradepilot.model.instrument import Instrument
 from tradepilot.model.order import InvalidStateTransition, Order
 from tradepilot.model.position import Position
+from tradepilot.persistence import snapshot_codec
 from tradepilot.persistence.integrity import JournalError
-from tradepilot.persistence.journal import SNAPSHOT_MAGIC, PersistentJournal, Row
+from tradepilot.persistence.journal import PersistentJournal, Row
+from tradepilot.persistence.records import (
+    FillRecord,
+    ParentOrderRecord,
+    ReconciliationRecord,
+    SessionInfo,
+    TradingStateRecord,
+)
+from tradepilot.persistence.snapshot_codec import (
+    SNAPSHOT_FORMAT_VERSION,
+    SnapshotError,
+    SnapshotVersionError,
+    bulk,
+)
 
 __all__ = [
     "SNAPSHOT_FORMAT_VERSION",
@@ -96,192 +104,6 @@ __all__ = [
     "session_setup",
 ]
 
-#: Version of the snapshot payload this code writes and reads.
-SNAPSHOT_FORMAT_VERSION: Final = 1
-
-_HEADER = struct.Struct(">6sH")
-
-
-class SnapshotError(JournalError):
-    """A snapshot payload that cannot be read (not a snapshot, or damaged)."""
-
-
-class SnapshotVersionError(SnapshotError):
-    """A snapshot written in a newer format than this code reads."""
-
-    def __init__(self, version: int) -> None:
-        super().__init__(
-            f"snapshot format version {version} is newer than this tradepilot reads "
-            f"({SNAPSHOT_FORMAT_VERSION})"
-        )
-        self.version = version
-
-
-# -- records -----------------------------------------------------------------------------------
-class FillRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """One execution, compactly (raw fixed-point ints; ``side`` is +1 buy, -1 sell)."""
-
-    seq: int
-    ts: int
-    client_order_id: str
-    instrument_id: str
-    strategy_id: str
-    side: int
-    qty: int
-    px: int
-    fee: int
-    fee_currency: str
-    liquidity: str
-    trade_id: str
-
-
-class ParentOrderRecord(msgspec.Struct, array_like=True, gc=False):
-    """A parent order of an execution algorithm, folded from its ``ParentOrder*`` events.
-
-    ``state`` is ``RUNNING`` until a ``ParentOrderFinished`` sets DONE, CANCELLED or
-    FAILED.
-    """
-
-    parent_id: str
-    instrument_id: str
-    strategy_id: str
-    side: int
-    quantity: int
-    algorithm: str
-    params: str
-    arrival_px: int | None
-    urgency: str
-    ts_start: int
-    ts_last: int
-    state: str = "RUNNING"
-    filled_qty: int = 0
-    remaining_qty: int = 0
-    avg_px: int | None = None
-    reason: str = ""
-
-
-class TradingStateRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """The last trading state a journal recorded (``TradingStateChanged``, or any event
-    of an unknown kind carrying a ``state``)."""
-
-    state: str
-    reason: str
-    until_ns: int | None
-    source: str
-    ts: int
-    seq: int
-    kind: str
-
-
-class ReconciliationRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """The last ``ReconciliationCompleted`` (``details`` is its JSON report)."""
-
-    seq: int
-    ts: int
-    corrections: int
-    details: str
-
-
-class SessionInfo(msgspec.Struct, array_like=True, gc=False):
-    """The last ``SessionStarted`` (and the ``SessionStopped`` after it, if any)."""
-
-    seq: int
-    ts: int
-    mode: str
-    config: str
-    stopped_ts: int | None = None
-    stop_reason: str | None = None
-
-
-# -- snapshot structures (private: the payload format) -----------------------------------------
-class _InstrumentState(msgspec.Struct, array_like=True, gc=False):
-    symbol: str
-    venue: str
-    base: str
-    quote: str
-    tick_size: int
-    lot_size: int
-    min_qty: int
-    min_notional: int
-    maker_fee_bps: int
-    taker_fee_bps: int
-    asset_class: str
-
-
-class _OrderState(msgspec.Struct, array_like=True, gc=False):
-    # the OrderInitialized, as created
-    ts_init: int
-    client_order_id: str
-    instrument_id: str
-    strategy_id: str
-    side: int
-    order_type: str
-    init_quantity: int
-    init_price: int | None
-    init_trigger_price: int | None
-    time_in_force: str
-    expire_ts: int | None
-    post_only: bool
-    reduce_only: bool
-    parent_id: str | None
-    tags: str
-    # its state now
-    status: str
-    status_before_pending: str
-    venue_order_id: str | None
-    filled_qty: int
-    filled_notional: int
-    fees: int
-    quantity: int
-    price: int | None
-    trigger_price: int | None
-    triggered: bool
-    ts_last: int
-
-
-class _PositionState(msgspec.Struct, array_like=True, gc=False):
-    instrument_id: str
-    qty: int
-    cost: int
-    realized_pnl: int
-    fees: int
-    opened_ts: int | None
-    ts_last: int
-    last_px: int
-    trade_count: int
-
-
-class _Snapshot(msgspec.Struct, array_like=True, gc=False):
-    last_seq: int
-    last_ts: int
-    base_currency: str
-    account_type: str
-    starting_balances: list[tuple[str, int]]
-    instruments: list[_InstrumentState]
-    balances: list[tuple[str, int]]
-    orders: list[_OrderState]
-    fills: list[FillRecord]
-    positions: list[_PositionState]
-    id_counters: list[tuple[str, int]]
-    child_counters: list[tuple[str, int]]
-    parent_counters: list[tuple[str, int]]
-    parents: list[ParentOrderRecord]
-    session: SessionInfo | None
-    trading_state: TradingStateRecord | None
-    reconciliation: ReconciliationRecord | None
-    reconciliations: int
-    kind_counts: list[tuple[str, int]]
-    unknown_kinds: list[tuple[str, int]]
-    anomalies: list[tuple[str, int]]
-    fill_count: int
-    total_fees: int
-    fees_by_currency: list[tuple[str, int]]
-    traded_notional: int
-    events_applied: int
-
-
-_encoder = msgspec.msgpack.Encoder()
-_snapshot_decoder = msgspec.msgpack.Decoder(_Snapshot)
 _event_decoder = msgspec.json.Decoder(AnyEvent)
 
 _ORDER_EVENTS: tuple[type[Event], ...] = (
@@ -303,26 +125,6 @@ _ORDER_EVENTS: tuple[type[Event], ...] = (
 _COUNT_ONLY = frozenset(
     cls.__name__ for cls in (CancelOrder, ModifyOrder, CancelAllOrders, DataRejected)
 )
-_STATUS = {s.value: s for s in OrderStatus}
-_SIDES = {s.value: s for s in OrderSide}
-_TYPES = {t.value: t for t in OrderType}
-_TIFS = {t.value: t for t in TimeInForce}
-
-
-@contextmanager
-def _bulk() -> Iterator[None]:
-    """Pause the cyclic garbage collector while many acyclic objects are created.
-
-    Loading a snapshot or folding a long journal creates hundreds of thousands of
-    orders; each automatic collection would walk all of them again.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # -- setting up a projection from a session's configuration -------------------------------------
@@ -499,7 +301,7 @@ class StateProjection:
         decode = _event_decoder.decode
         apply = self.apply
         count_only = _COUNT_ONLY
-        with _bulk():
+        with bulk():
             for seq, ts, kind, payload in rows:
                 if seq <= self.last_seq:
                     continue
@@ -788,41 +590,13 @@ class StateProjection:
         yield from (self.open_orders if open_only else self.orders).values()
 
     # -- snapshots -----------------------------------------------------------------------------
+    # -- snapshots -----------------------------------------------------------------------------
     def to_snapshot(self, level: int = 1) -> bytes:
         """The whole state as a versioned, compressed payload (see :meth:`from_snapshot`).
 
         ``level`` is the zlib compression level (1 is fast and already small).
         """
-        snap = _Snapshot(
-            last_seq=self.last_seq,
-            last_ts=self.last_ts,
-            base_currency=self.base_currency,
-            account_type=self.account.account_type.value,
-            starting_balances=list(self.starting_balances.items()),
-            instruments=[_instrument_state(i) for i in self.instruments.values()],
-            balances=list(self.account.total.items()),
-            orders=[_order_state(o) for o in self.orders.values()],
-            fills=self.fills,
-            positions=[_position_state(p) for p in self.positions.values()],
-            id_counters=list(self.id_counters.items()),
-            child_counters=list(self.child_counters.items()),
-            parent_counters=list(self.parent_counters.items()),
-            parents=list(self.parents.values()),
-            session=self.session,
-            trading_state=self.trading_state,
-            reconciliation=self.reconciliation,
-            reconciliations=self.reconciliations,
-            kind_counts=sorted(self.kind_counts.items()),
-            unknown_kinds=sorted(self.unknown_kinds.items()),
-            anomalies=sorted(self.anomalies.items()),
-            fill_count=self.fill_count,
-            total_fees=self.total_fees,
-            fees_by_currency=list(self.fees_by_currency.items()),
-            traded_notional=self.traded_notional,
-            events_applied=self.events_applied,
-        )
-        body = zlib.compress(_encoder.encode(snap), level)
-        return _HEADER.pack(SNAPSHOT_MAGIC, SNAPSHOT_FORMAT_VERSION) + body
+        return snapshot_codec.encode(self, level)
 
     @classmethod
     def from_snapshot(
@@ -838,83 +612,7 @@ class StateProjection:
         Raises :class:`SnapshotVersionError` for a newer format and
         :class:`SnapshotError` for a payload that is not a readable snapshot.
         """
-        if len(payload) < _HEADER.size or not payload.startswith(SNAPSHOT_MAGIC):
-            raise SnapshotError("not a snapshot payload (no TPSNAP header)")
-        version = _HEADER.unpack_from(payload)[1]
-        if version > SNAPSHOT_FORMAT_VERSION:
-            raise SnapshotVersionError(version)
-        if version != SNAPSHOT_FORMAT_VERSION:
-            raise SnapshotError(f"unsupported snapshot format version {version}")
-        try:
-            with _bulk():
-                snap = _snapshot_decoder.decode(zlib.decompress(payload[_HEADER.size :]))
-        except (zlib.error, msgspec.MsgspecError) as exc:
-            raise SnapshotError(f"damaged snapshot payload: {exc}") from None
-        try:
-            with _bulk():
-                return cls._from_state(snap, instruments, keep_order_events)
-        except (ValueError, KeyError) as exc:
-            raise SnapshotError(f"inconsistent snapshot payload: {exc!r}") from None
-
-    @classmethod
-    def _from_state(
-        cls,
-        snap: _Snapshot,
-        instruments: Mapping[str, Instrument] | Iterable[Instrument] | None,
-        keep_order_events: bool,
-    ) -> StateProjection:
-        insts: Mapping[str, Instrument] | Iterable[Instrument] = (
-            instruments if instruments is not None else [_instrument(i) for i in snap.instruments]
-        )
-        self = cls(
-            insts,
-            snap.base_currency,
-            dict(snap.starting_balances),
-            AccountType(snap.account_type),
-            keep_order_events=keep_order_events,
-        )
-        self.account.total = dict(snap.balances)
-        orders = self.orders
-        open_orders = self.open_orders
-        closed_orders = self.closed_orders
-        for state in snap.orders:
-            order = _order(state)
-            cid = order.client_order_id
-            orders[cid] = order
-            if order.status.is_closed:
-                closed_orders[cid] = order
-            else:
-                open_orders[cid] = order
-        self.fills = snap.fills
-        for p in snap.positions:
-            pos = self.positions[p.instrument_id] = Position(p.instrument_id)
-            pos.qty = p.qty
-            pos.cost = p.cost
-            pos.realized_pnl = p.realized_pnl
-            pos.fees = p.fees
-            pos.opened_ts = p.opened_ts
-            pos.ts_last = p.ts_last
-            pos.last_px = p.last_px
-            pos.trade_count = p.trade_count
-        self.id_counters = dict(snap.id_counters)
-        self.child_counters = dict(snap.child_counters)
-        self.parent_counters = dict(snap.parent_counters)
-        self.parents = {p.parent_id: p for p in snap.parents}
-        self.session = snap.session
-        self.trading_state = snap.trading_state
-        self.reconciliation = snap.reconciliation
-        self.reconciliations = snap.reconciliations
-        self.kind_counts = dict(snap.kind_counts)
-        self.unknown_kinds = dict(snap.unknown_kinds)
-        self.anomalies = dict(snap.anomalies)
-        self.fill_count = snap.fill_count
-        self.total_fees = snap.total_fees
-        self.fees_by_currency = dict(snap.fees_by_currency)
-        self.traded_notional = snap.traded_notional
-        self.events_applied = snap.events_applied
-        self.last_seq = snap.last_seq
-        self.last_ts = snap.last_ts
-        return self
+        return snapshot_codec.decode(cls, payload, instruments, keep_order_events=keep_order_events)
 
     def clone(self) -> StateProjection:
         """An independent copy (no shared orders or positions), e.g. to seed an engine with
@@ -929,18 +627,7 @@ class StateProjection:
         Two projections of the same events have equal states, whether built by a
         full replay or from a snapshot and the tail.
         """
-        snap = _snapshot_decoder.decode(zlib.decompress(self.to_snapshot(level=0)[_HEADER.size :]))
-        out: dict[str, Any] = _plain(snap)
-        return out
-
-
-def _plain(value: Any) -> Any:
-    """Structs as dicts (by field name), sequences as lists, recursively."""
-    if isinstance(value, msgspec.Struct):
-        return {name: _plain(getattr(value, name)) for name in value.__struct_fields__}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
+        return snapshot_codec.plain_state(self)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -983,118 +670,4 @@ def _first_session_config(journal: PersistentJournal) -> str:
     raise JournalError(
         "the journal has no SessionStarted to take the setup from; "
         "pass instruments, base_currency and starting_balances"
-    )
-
-
-def _instrument_state(inst: Instrument) -> _InstrumentState:
-    return _InstrumentState(
-        inst.symbol,
-        inst.venue,
-        inst.base,
-        inst.quote,
-        inst.tick_size,
-        inst.lot_size,
-        inst.min_qty,
-        inst.min_notional,
-        inst.maker_fee_bps,
-        inst.taker_fee_bps,
-        inst.asset_class.value,
-    )
-
-
-def _instrument(s: _InstrumentState) -> Instrument:
-    return Instrument(
-        s.symbol,
-        s.venue,
-        s.base,
-        s.quote,
-        s.tick_size,
-        s.lot_size,
-        s.min_qty,
-        s.min_notional,
-        s.maker_fee_bps,
-        s.taker_fee_bps,
-        AssetClass(s.asset_class),
-    )
-
-
-def _order_state(o: Order) -> _OrderState:
-    init = o.events[0]
-    assert isinstance(init, OrderInitialized)
-    return _OrderState(
-        init.ts,
-        init.client_order_id,
-        init.instrument_id,
-        init.strategy_id,
-        init.side,
-        init.order_type,
-        init.quantity,
-        init.price,
-        init.trigger_price,
-        init.time_in_force,
-        init.expire_ts,
-        init.post_only,
-        init.reduce_only,
-        init.parent_id,
-        init.tags,
-        o.status.value,
-        o.status_before_pending.value,
-        o.venue_order_id,
-        o.filled_qty,
-        o.filled_notional,
-        o.fees,
-        o.quantity,
-        o.price,
-        o.trigger_price,
-        o.triggered,
-        o.ts_last,
-    )
-
-
-def _order(s: _OrderState) -> Order:
-    """The order a snapshot describes: its ``OrderInitialized`` and its state now."""
-    init = OrderInitialized(
-        s.ts_init,
-        s.client_order_id,
-        s.instrument_id,
-        s.strategy_id,
-        s.side,
-        s.order_type,
-        s.init_quantity,
-        s.init_price,
-        s.init_trigger_price,
-        s.time_in_force,
-        s.expire_ts,
-        s.post_only,
-        s.reduce_only,
-        s.parent_id,
-        s.tags,
-    )
-    return Order.restore(
-        init,
-        status=_STATUS[s.status],
-        quantity=s.quantity,
-        price=s.price,
-        trigger_price=s.trigger_price,
-        filled_qty=s.filled_qty,
-        filled_notional=s.filled_notional,
-        fees=s.fees,
-        venue_order_id=s.venue_order_id,
-        triggered=s.triggered,
-        ts_last=s.ts_last,
-        status_before_pending=_STATUS[s.status_before_pending],
-    )
-
-
-def _position_state(p: Position) -> _PositionState:
-    return _PositionState(
-        p.instrument_id,
-        p.qty,
-        p.cost,
-        p.realized_pnl,
-        p.fees,
-        p.opened_ts,
-        p.ts_last,
-        p.last_px,
-        p.trade_count,
     )
