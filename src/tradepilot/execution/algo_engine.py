@@ -25,6 +25,10 @@ and the engine works the parent with the named algorithm (see
 * Time comes from the engine clock and timers from the engine's scheduler only;
   random choices use :meth:`ParentContext.random`, seeded.
 
+The parent's state and what an algorithm may do are in
+:mod:`tradepilot.execution.parent_context`, the market state in
+:mod:`tradepilot.execution.market_state`; this module is the host.
+
 Child events published while an algorithm is acting (a denial during a submit, a
 pending-cancel during a cancel) are booked at once but handed to algorithms only
 after the current callback returns, so algorithm code never re-enters itself.
@@ -32,15 +36,13 @@ after the current callback returns, so algorithm code never re-enters itself.
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from tradepilot.core.time import NS_PER_MINUTE, NS_PER_SECOND
+from tradepilot.core.time import NS_PER_MINUTE
 from tradepilot.execution.algos import ALGORITHMS
 from tradepilot.execution.algos.base import (
     Algorithm,
@@ -48,14 +50,14 @@ from tradepilot.execution.algos.base import (
     coerce_params,
     params_to_json,
 )
+from tradepilot.execution.market_state import MarketState
+from tradepilot.execution.parent_context import ParentContext, ParentView
 from tradepilot.model import fixed
-from tradepilot.model.book import OrderBook
 from tradepilot.model.data import Bar, BookDeltas, BookSnapshot, QuoteTick, TradeTick
-from tradepilot.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from tradepilot.model.enums import OrderSide
 from tradepilot.model.events import (
     Event,
     OrderFilled,
-    OrderInitialized,
     ParentOrderFinished,
     ParentOrderProgress,
     ParentOrderStarted,
@@ -78,360 +80,6 @@ __all__ = [
 
 Number = int | str | Decimal | float
 URGENCIES = ("low", "normal", "high")
-
-
-@dataclass(frozen=True, slots=True)
-class ParentView:
-    """A snapshot of one parent order (raw fixed-point quantities and prices)."""
-
-    parent_id: str
-    instrument_id: str
-    strategy_id: str
-    side: OrderSide
-    quantity: int
-    algorithm: str
-    urgency: str
-    status: ParentStatus
-    filled_qty: int
-    remaining_qty: int
-    working_qty: int
-    avg_px: int | None
-    arrival_px: int | None
-    children: tuple[str, ...]
-    reason: str
-    started_ts: int
-    finished_ts: int | None
-
-
-class MarketState:
-    """What the algorithm engine knows of one instrument's market."""
-
-    __slots__ = ("_buckets", "ask", "bid", "book", "last_price", "volume", "window_ns")
-
-    def __init__(self, window_ns: int) -> None:
-        self.book: OrderBook | None = None
-        self.bid: int | None = None  # from quotes, when there is no book
-        self.ask: int | None = None
-        self.last_price: int | None = None  # last trade, bar close (or quote mid)
-        self.volume = 0  # traded volume seen since the start (trades or bars)
-        self.window_ns = window_ns
-        self._buckets: deque[list[int]] = deque()  # [second, volume], oldest first
-
-    # -- updates -------------------------------------------------------------------------------
-    def on_bar(self, bar: Bar) -> None:
-        self.last_price = bar.close
-        self._add_volume(bar.ts, bar.volume)
-
-    def on_trade(self, tick: TradeTick) -> None:
-        self.last_price = tick.price
-        self._add_volume(tick.ts, tick.size)
-
-    def on_quote(self, quote: QuoteTick) -> None:
-        self.bid, self.ask = quote.bid, quote.ask
-        if self.last_price is None:
-            self.last_price = (quote.bid + quote.ask) // 2
-
-    def on_book(self, update: BookSnapshot | BookDeltas) -> None:
-        if self.book is None:
-            if not isinstance(update, BookSnapshot):
-                return  # deltas before the first snapshot mean nothing
-            self.book = OrderBook(update.instrument_id)
-        self.book.apply(update)
-
-    def _add_volume(self, ts: int, volume: int) -> None:
-        self.volume += volume
-        second = ts // NS_PER_SECOND
-        buckets = self._buckets
-        if buckets and buckets[-1][0] == second:
-            buckets[-1][1] += volume
-        else:
-            buckets.append([second, volume])
-        horizon = second - self.window_ns // NS_PER_SECOND
-        while buckets and buckets[0][0] < horizon:
-            buckets.popleft()
-
-    # -- queries -------------------------------------------------------------------------------
-    def best_bid(self) -> int | None:
-        if self.book is not None:
-            return self.book.best_bid_price()
-        return self.bid
-
-    def best_ask(self) -> int | None:
-        if self.book is not None:
-            return self.book.best_ask_price()
-        return self.ask
-
-    def mid(self) -> int | None:
-        if self.book is not None:
-            return self.book.mid()
-        if self.bid is not None and self.ask is not None:
-            return (self.bid + self.ask) // 2
-        return None
-
-    def reference_price(self) -> int | None:
-        """Book (or quote) mid if there is one, else the last price."""
-        mid = self.mid()
-        return mid if mid is not None else self.last_price
-
-    def recent_volume(self, now: int, window_ns: int) -> int:
-        """Volume traded in the last ``window_ns`` (at most the configured window)."""
-        since = (now - window_ns) // NS_PER_SECOND
-        return sum(v for s, v in self._buckets if s > since)
-
-    def depth(self, side_taking: int, within_bps: float) -> int | None:
-        """Book size a taker on ``side_taking`` could take within ``within_bps`` of the touch."""
-        book = self.book
-        if book is None:
-            return None
-        best = book.best_ask_price() if side_taking > 0 else book.best_bid_price()
-        if best is None:
-            return 0
-        reach = round(best * within_bps / 10_000)
-        limit = best + reach if side_taking > 0 else best - reach
-        return sum(q for _, q in book.walk(side_taking, 1 << 62, limit))
-
-
-class ParentContext:
-    """One parent order: its state, and everything its algorithm may read and do."""
-
-    def __init__(
-        self,
-        algos: AlgoEngine,
-        parent_id: str,
-        instrument: Instrument,
-        side: OrderSide,
-        quantity: int,
-        algorithm_name: str,
-        urgency: str,
-        strategy_id: str,
-        market: MarketState,
-    ) -> None:
-        self._algos = algos
-        self.parent_id = parent_id
-        self.instrument = instrument
-        self.side = side
-        self.quantity = quantity
-        self.algorithm_name = algorithm_name
-        self.urgency = urgency
-        self.strategy_id = strategy_id
-        self.market = market
-        self.algorithm: Algorithm[Any]  # set by the engine right after construction
-        self.status = ParentStatus.WORKING
-        self.reason = ""
-        self.arrival_px: int | None = None
-        self.started_ts = algos.engine.clock.now()
-        self.finished_ts: int | None = None
-        self.children: list[str] = []
-        self._final_state = ParentStatus.DONE
-        self._open: dict[str, Order] = {}
-        self._closed: set[str] = set()
-        self._filled = {1: 0, -1: 0}
-        self._notional = {1: 0, -1: 0}
-        self._timers: dict[str, int] = {}
-
-    # -- identity and time ---------------------------------------------------------------------
-    @property
-    def instrument_id(self) -> str:
-        return self.instrument.id
-
-    def now(self) -> int:
-        return self._algos.engine.clock.now()
-
-    def random(self, seed: int | None = None) -> random.Random:
-        """A generator seeded by ``seed`` or, if None, by the engine seed and the parent id."""
-        if seed is None:
-            return random.Random(f"{self._algos.engine.config.seed}:{self.parent_id}")
-        return random.Random(seed)
-
-    # -- accounting ----------------------------------------------------------------------------
-    @property
-    def filled(self) -> int:
-        """Quantity filled on the parent's side."""
-        return self._filled[self.side]
-
-    def filled_on(self, side: OrderSide) -> int:
-        return self._filled[side]
-
-    @property
-    def remaining(self) -> int:
-        return self.quantity - self.filled
-
-    @property
-    def avg_px(self) -> int | None:
-        """Average fill price on the parent's side."""
-        return self.avg_px_on(self.side)
-
-    def avg_px_on(self, side: OrderSide) -> int | None:
-        qty = self._filled[side]
-        return fixed.div(self._notional[side], qty) if qty else None
-
-    def open_children(self, side: OrderSide | None = None) -> list[Order]:
-        return [o for o in self._open.values() if side is None or o.side is side]
-
-    def working(self, side: OrderSide | None = None) -> int:
-        """Unfilled quantity of the working children on ``side`` (default: the parent's)."""
-        side = self.side if side is None else side
-        return sum(o.leaves_qty for o in self._open.values() if o.side is side)
-
-    def available(self, side: OrderSide | None = None) -> int:
-        """The most a new child on ``side`` may have without breaking the quantity invariant.
-
-        On the parent's side: quantity - filled - working. On the other side (exits):
-        filled on the parent's side - filled on the other side - working there.
-        """
-        side = self.side if side is None else side
-        cap = self.quantity if side is self.side else self._filled[self.side]
-        return max(0, cap - self._filled[side] - self.working(side))
-
-    # -- prices --------------------------------------------------------------------------------
-    def snap_qty(self, raw: int) -> int:
-        """Floor to the lot size (0 if below one lot)."""
-        lot = self.instrument.lot_size
-        return max(0, raw - raw % lot)
-
-    def snap_price(self, raw: int) -> int:
-        """Nearest tick, never below one tick."""
-        tick = self.instrument.tick_size
-        q, r = divmod(raw, tick)
-        if 2 * r >= tick:
-            q += 1
-        return max(q, 1) * tick
-
-    def offset(self, price: int, ticks: int, side: OrderSide | None = None) -> int:
-        """``price`` moved ``ticks`` ticks in the aggressive direction for ``side``."""
-        side = self.side if side is None else side
-        return self.snap_price(price + int(side) * ticks * self.instrument.tick_size)
-
-    def near_touch(self, side: OrderSide | None = None) -> int | None:
-        """Where a passive order rests: best bid for a buy, best ask for a sell, else last."""
-        side = self.side if side is None else side
-        m = self.market
-        px = m.best_bid() if side is OrderSide.BUY else m.best_ask()
-        return px if px is not None else m.last_price
-
-    def far_touch(self, side: OrderSide | None = None) -> int | None:
-        """What a taker pays: best ask for a buy, best bid for a sell, else last."""
-        side = self.side if side is None else side
-        m = self.market
-        px = m.best_ask() if side is OrderSide.BUY else m.best_bid()
-        return px if px is not None else m.last_price
-
-    def check_price(self, name: str, raw: int | None) -> None:
-        """``ValueError`` unless ``raw`` is None or a positive multiple of the tick."""
-        if raw is not None and not self.instrument.is_on_tick(raw):
-            raise ValueError(
-                f"{name} {fixed.to_str(raw)} must be a positive multiple of the tick "
-                f"{fixed.to_str(self.instrument.tick_size)}"
-            )
-
-    def check_qty(self, name: str, raw: int) -> None:
-        if not self.instrument.is_on_lot(raw):
-            raise ValueError(
-                f"{name} {fixed.to_str(raw)} must be a positive multiple of the lot "
-                f"{fixed.to_str(self.instrument.lot_size)}"
-            )
-
-    # -- actions -------------------------------------------------------------------------------
-    def submit(
-        self,
-        quantity: int,
-        order_type: OrderType = OrderType.MARKET,
-        price: int | None = None,
-        trigger_price: int | None = None,
-        time_in_force: TimeInForce = TimeInForce.GTC,
-        post_only: bool = False,
-        side: OrderSide | None = None,
-        tags: str = "",
-    ) -> Order | None:
-        """Send a child through the risk engine; ``quantity`` is floored to the lot and
-        clamped to :meth:`available`. Returns None (and sends nothing) if that is zero
-        or the parent is no longer working."""
-        if self.status is not ParentStatus.WORKING:
-            return None
-        side = self.side if side is None else side
-        qty = min(self.snap_qty(quantity), self.snap_qty(self.available(side)))
-        if qty <= 0:
-            return None
-        cid = f"{self.parent_id}-c{len(self.children) + 1}"
-        self.children.append(cid)
-        init = OrderInitialized(
-            ts=self.now(),
-            client_order_id=cid,
-            instrument_id=self.instrument.id,
-            strategy_id=self.strategy_id,
-            side=int(side),
-            order_type=order_type.value,
-            quantity=qty,
-            price=price,
-            trigger_price=trigger_price,
-            time_in_force=time_in_force.value,
-            post_only=post_only,
-            parent_id=self.parent_id,
-            tags=tags or self.algorithm_name,
-        )
-        order = self._algos.engine.orders.submit(init)
-        if not order.is_closed:
-            self._open[cid] = order
-        return order
-
-    def cancel(self, order: Order, reason: str = "") -> None:
-        if order.is_open and order.status is not OrderStatus.PENDING_CANCEL:
-            self._algos.engine.orders.cancel(order.client_order_id, reason or self.algorithm_name)
-
-    def cancel_all(self, side: OrderSide | None = None, reason: str = "") -> None:
-        for order in self.open_children(side):
-            self.cancel(order, reason)
-
-    def modify(
-        self,
-        order: Order,
-        *,
-        price: int | None = None,
-        trigger_price: int | None = None,
-        quantity: int | None = None,
-    ) -> bool:
-        """Re-price (or shrink) a working child. False if it cannot be modified now."""
-        if order.status not in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
-            return False
-        if quantity is not None and not order.filled_qty < quantity <= order.quantity:
-            return False  # growing a child could break the quantity invariant while pending
-        self._algos.engine.orders.modify(order.client_order_id, quantity, price, trigger_price)
-        return True
-
-    def set_timer(self, name: str, ts: int) -> None:
-        """Call ``on_timer(name)`` at engine time ``ts`` (replaces a pending one of that name)."""
-        self._algos._set_timer(self, name, ts)
-
-    def cancel_timer(self, name: str) -> None:
-        self._timers.pop(name, None)
-
-    def finish(self, state: ParentStatus, reason: str = "") -> None:
-        """End the parent: cancel working children, then record ``ParentOrderFinished``."""
-        self._algos._finish(self, state, reason)
-
-    def fail(self, reason: str) -> None:
-        self.finish(ParentStatus.FAILED, reason)
-
-    def view(self) -> ParentView:
-        return ParentView(
-            parent_id=self.parent_id,
-            instrument_id=self.instrument.id,
-            strategy_id=self.strategy_id,
-            side=self.side,
-            quantity=self.quantity,
-            algorithm=self.algorithm_name,
-            urgency=self.urgency,
-            status=self.status,
-            filled_qty=self.filled,
-            remaining_qty=self.remaining,
-            working_qty=self.working(),
-            avg_px=self.avg_px,
-            arrival_px=self.arrival_px,
-            children=tuple(self.children),
-            reason=self.reason,
-            started_ts=self.started_ts,
-            finished_ts=self.finished_ts,
-        )
 
 
 class AlgoEngine(Strategy):

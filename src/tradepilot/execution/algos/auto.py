@@ -42,7 +42,7 @@ from tradepilot.model.events import Event, OrderFilled
 from tradepilot.model.order import Order
 
 if TYPE_CHECKING:
-    from tradepilot.execution.algo_engine import ParentContext
+    from tradepilot.execution.parent_context import ParentContext
 
 
 @dataclass(frozen=True, kw_only=True)

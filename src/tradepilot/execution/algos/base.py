@@ -39,7 +39,7 @@ from tradepilot.model.events import (
 from tradepilot.model.order import Order
 
 if TYPE_CHECKING:
-    from tradepilot.execution.algo_engine import ParentContext
+    from tradepilot.execution.parent_context import ParentContext
 
 __all__ = [
     "DURATION",

@@ -32,7 +32,7 @@ from tradepilot.model.events import Event
 from tradepilot.model.order import Order
 
 if TYPE_CHECKING:
-    from tradepilot.execution.algo_engine import ParentContext
+    from tradepilot.execution.parent_context import ParentContext
 
 ENTRY_TYPES = ("market", "limit")
 

@@ -20,7 +20,7 @@ from tradepilot.execution.algos.timeout import TimeoutFallback, TimeoutParams
 from tradepilot.model.enums import OrderSide, OrderType
 
 if TYPE_CHECKING:
-    from tradepilot.execution.algo_engine import ParentContext
+    from tradepilot.execution.parent_context import ParentContext
 
 PEGS = ("best", "last")
 

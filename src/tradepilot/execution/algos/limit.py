@@ -10,7 +10,7 @@ from tradepilot.execution.algos.timeout import TimeoutFallback, TimeoutParams
 from tradepilot.model.enums import OrderType
 
 if TYPE_CHECKING:
-    from tradepilot.execution.algo_engine import ParentContext
+    from tradepilot.execution.parent_context import ParentContext
 
 
 @dataclass(frozen=True, kw_only=True)

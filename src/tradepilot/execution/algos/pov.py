@@ -20,7 +20,7 @@ from tradepilot.model.data import Bar, TradeTick
 from tradepilot.model.enums import OrderType
 
 if TYPE_CHECKING:
-    from tradepilot.execution.algo_engine import ParentContext
+    from tradepilot.execution.parent_context import ParentContext
 
 _PPB = 10**9
 
