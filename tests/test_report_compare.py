@@ -88,12 +88,13 @@ def test_printed_numbers_match_the_journal(cli_run: tuple[str, Path]) -> None:
     for name in algorithm_names():
         truth = from_journal(out / f"{name}.db")
         cells = _cells(output, name)
-        # algorithm, status, filled, avg price, slippage, vs VWAP, IS, fees, particip., fills, time
+        # algorithm, status, filled, fill %, avg price, slip, vs VWAP, IS, fees, particip.,
+        # fills, time
         assert _num(cells[2]) == pytest.approx(truth["filled"], rel=1e-5)
         if truth["filled"]:
-            assert _num(cells[3]) == pytest.approx(truth["avg"], abs=0.006)
-            assert _num(cells[4]) == pytest.approx(truth["slippage_bps"], abs=0.006)
-        assert int(cells[9].replace(",", "")) == truth["fills"]
+            assert _num(cells[4]) == pytest.approx(truth["avg"], abs=0.006)
+            assert _num(cells[5]) == pytest.approx(truth["slippage_bps"], abs=0.006)
+        assert int(cells[10].replace(",", "")) == truth["fills"]
 
 
 def test_results_match_the_journal_exactly(tmp_path: Path) -> None:

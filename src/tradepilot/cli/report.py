@@ -25,11 +25,13 @@ from tradepilot.analytics.execution import (
     ExecutionSummary,
     GroupBy,
     Markout,
+    ParentExecution,
     analyze_execution,
     session_config,
 )
 from tradepilot.analytics.market import MarketSeries, PriceInput
 from tradepilot.cli.output import console, err, fail, fmt
+from tradepilot.cli.tables import Column, WideOpt, fit_table, print_table
 from tradepilot.model.events import Event
 
 if TYPE_CHECKING:
@@ -146,57 +148,74 @@ def execution_table(
     *,
     by: GroupBy = "algorithm",
     title: str = "execution",
-    compact: bool = False,
+    width: int | None = None,
+    wide: bool = False,
 ) -> Table:
     """A rich table of execution quality, one row per ``by`` group plus a total.
 
     ``source``: an engine that has run, an :class:`ExecutionReport`, journal events, or
     the path of a journal. ``prices``/``trades``: optional market series (or one
     :class:`MarketSeries`); without them the arrival price of a direct order is its first
-    fill and the market-relative columns are empty. ``compact`` keeps the columns that
-    fit a terminal next to the run summary.
+    fill and the market-relative columns are empty. ``width``: the columns that fit it,
+    most telling first (see :func:`~tradepilot.cli.tables.fit_table`); None or ``wide``
+    shows them all.
     """
     report = _report_of(source, prices, trades)
     horizons = report.horizons_ns or DEFAULT_MARKOUT_HORIZONS_NS
-    columns: list[tuple[str, Callable[[ExecutionSummary], str]]] = [
-        ("parents", lambda s: f"{s.parents:,}"),
-        ("fills", lambda s: f"{s.fills:,}"),
-        ("filled", lambda s: f"{s.filled:,.6g}"),
-        ("fill %", lambda s: fmt(s.fill_rate * 100.0, 1)),
-        ("slip bps", lambda s: fmt(s.slippage_bps)),
-        ("vs VWAP bps", lambda s: fmt(s.slippage_vwap_bps)),
-        ("IS bps", lambda s: fmt(s.shortfall.total_bps)),
-        ("delay", lambda s: fmt(s.shortfall.delay_bps)),
-        ("trading", lambda s: fmt(s.shortfall.trading_bps)),
-        ("opport.", lambda s: fmt(s.shortfall.opportunity_bps)),
-        ("fees", lambda s: fmt(s.shortfall.fees_bps)),
-        ("IS quote", lambda s: fmt(s.shortfall.total)),
-        *((f"mkt {Markout(h, 0.0, 0.0).label}", _markout_getter(h)) for h in horizons),
-        ("time to fill", lambda s: _duration(s.median_time_to_last_fill_ns)),
+    last = horizons[-1]
+    columns: list[Column[ExecutionSummary]] = [
+        Column("parents", lambda s: f"{s.parents:,}", 1),
+        Column("fills", lambda s: f"{s.fills:,}", 6),
+        Column("filled", lambda s: f"{s.filled:,.6g}", 5),
+        Column("fill %", lambda s: fmt(s.fill_rate * 100.0, 1), 1),
+        Column("slip", lambda s: fmt(s.slippage_bps), 0),
+        Column("vs VWAP", lambda s: fmt(s.slippage_vwap_bps), 2),
+        Column("IS", lambda s: fmt(s.shortfall.total_bps), 0),
+        Column("delay", lambda s: fmt(s.shortfall.delay_bps), 7),
+        Column("trading", lambda s: fmt(s.shortfall.trading_bps), 7),
+        Column("opport.", lambda s: fmt(s.shortfall.opportunity_bps), 7),
+        Column("fees", lambda s: fmt(s.shortfall.fees_bps), 3),
+        Column("IS quote", lambda s: fmt(s.shortfall.total), 5),
+        Column("particip. %", lambda s: _participation(s.participation), 3),
+        *(
+            Column(f"mkt {Markout(h, 0.0, 0.0).label}", _markout_getter(h), 4 if h == last else 8)
+            for h in horizons
+        ),
+        Column("time to fill", lambda s: _duration(s.median_time_to_last_fill_ns), 2),
     ]
-    if compact:
-        keep = {"parents", "fill %", "slip bps", "vs VWAP bps", "IS bps", "fees", "time to fill"}
-        keep.add(f"mkt {Markout(horizons[-1], 0.0, 0.0).label}")
-        columns = [c for c in columns if c[0] in keep]
-    table = Table(title=title, title_justify="left")
-    table.add_column(by)
-    for name, _ in columns:
-        table.add_column(name, justify="right")
     groups = report.by(by)
-    rows: list[ExecutionSummary] = list(groups)
+    rows: list[tuple[str, ExecutionSummary]] = [(s.key, s) for s in groups]
     if len(groups) > 1:
-        rows.append(report.total)
-    for i, s in enumerate(rows):
-        table.add_row(
-            s.key if s.group != "all" else "[bold]all[/]",
-            *(getter(s) for _, getter in columns),
-            end_section=i == len(groups) - 1 and len(rows) > len(groups),
-        )
-    notes = ["bps; slippage and IS > 0 are costs, markouts > 0 favourable"]
+        rows.append(("[bold]all[/]", report.total))
+    notes = ["slip, vs VWAP, IS, delay ... markouts: bps; IS and slippage > 0 cost"]
     if not report.has_prices:
         notes.append("no market data: arrival = first fill of direct orders")
-    table.caption = "; ".join(notes)
-    return table
+    if any(_over_market(s.participation) for _, s in rows):
+        notes.append(PARTICIPATION_NOTE)
+    return fit_table(
+        title,
+        by,
+        columns,
+        rows,
+        width,
+        wide=wide,
+        caption="; ".join(notes),
+        sections_after=(len(groups) - 1,) if len(rows) > len(groups) else (),
+    )
+
+
+#: Caption of a table with a participation above 100 %.
+PARTICIPATION_NOTE = "! participation > 100 %: fills exceed the market's traded volume"
+
+
+def _over_market(participation: float) -> bool:
+    return math.isfinite(participation) and participation > 1.0
+
+
+def _participation(participation: float) -> str:
+    """Participation in percent, flagged with ``!`` above 100 % (more than the market traded)."""
+    text = fmt(participation * 100.0, 1)
+    return f"[red]!{text}[/]" if _over_market(participation) else text
 
 
 def _markout_getter(horizon: int) -> Callable[[ExecutionSummary], str]:
@@ -227,6 +246,7 @@ def report_command(
     session: Annotated[
         str | None, typer.Option(help="Journal session (PostgreSQL journals).")
     ] = None,
+    wide: WideOpt = False,
 ) -> None:
     """Write a self-contained HTML report (equity, fills, slippage, execution) of a run."""
     from tradepilot.analytics.market import load_market, market_from_run_config
@@ -259,7 +279,10 @@ def report_command(
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(document, encoding="utf-8")
-    console.print(execution_table(events, market, title=f"execution: {journal}"))
+    table = execution_table(
+        events, market, title=f"execution: {journal}", width=console.width, wide=wide
+    )
+    print_table(console, table, wide)
     console.print(f"market data: {market.source if market else 'none'}")
     console.print(f"report: {target}")
 
@@ -293,47 +316,55 @@ def _parse_overrides(items: list[str] | None) -> dict[str, dict[str, object]]:
     return out
 
 
-def compare_table(results: Sequence[CompareResult], title: str) -> Table:
-    """One row per algorithm: computed from each run's journal."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("algorithm")
-    table.add_column("status")
-    for name in (
-        "filled",
-        "avg price",
-        "slip vs arrival bps",
-        "vs VWAP bps",
-        "IS bps",
-        "fees bps",
-        "particip. %",
-        "fills",
-        "time to fill",
-    ):
-        table.add_column(name, justify="right")
-    for r in results:
-        p = r.parent
-        if p is None:
-            table.add_row(r.algorithm, "[red]no parent[/]", *["-"] * 8, r.error or "-")
-            continue
-        status = p.status if p.status == "DONE" else f"[yellow]{p.status}[/]"
-        table.add_row(
-            r.algorithm,
-            status,
-            f"{p.filled:,.6g} ({fmt(p.fill_rate * 100.0, 1)}%)",
-            fmt(p.avg_px, 2),
-            fmt(p.slippage_bps),
-            fmt(p.slippage_vwap_bps),
-            fmt(p.shortfall.total_bps),
-            fmt(p.shortfall.fees_bps),
-            fmt(p.participation * 100.0, 2),
-            f"{p.n_fills:,}",
-            _duration(p.time_to_last_fill_ns),
-        )
-    table.caption = (
-        "bps of the arrival price; slippage and IS > 0 are costs; "
+def _status(r: CompareResult) -> str:
+    if r.parent is None:
+        return "[red]no parent[/]"
+    return r.parent.status if r.parent.status == "DONE" else f"[yellow]{r.parent.status}[/]"
+
+
+def _parent_cell(getter: Callable[[ParentExecution], str]) -> Callable[[CompareResult], str]:
+    return lambda r: getter(r.parent) if r.parent is not None else "-"
+
+
+def compare_table(
+    results: Sequence[CompareResult], title: str, width: int | None = None, wide: bool = False
+) -> Table:
+    """One row per algorithm, computed from each run's journal.
+
+    ``width``: the columns that fit it, the key numbers first (see
+    :func:`~tradepilot.cli.tables.fit_table`); None or ``wide`` shows them all.
+    """
+    columns: list[Column[CompareResult]] = [
+        Column("status", _status, 3, "left"),
+        Column("filled", _parent_cell(lambda p: f"{p.filled:,.6g}"), 1),
+        Column("fill %", _parent_cell(lambda p: fmt(p.fill_rate * 100.0, 1)), 4),
+        Column("avg price", _parent_cell(lambda p: fmt(p.avg_px, 2)), 5),
+        Column("slip", _parent_cell(lambda p: fmt(p.slippage_bps)), 0),
+        Column("vs VWAP", _parent_cell(lambda p: fmt(p.slippage_vwap_bps)), 1),
+        Column("IS", _parent_cell(lambda p: fmt(p.shortfall.total_bps)), 0),
+        Column("fees", _parent_cell(lambda p: fmt(p.shortfall.fees_bps)), 4),
+        Column("particip. %", _parent_cell(lambda p: _participation(p.participation)), 0),
+        Column("fills", _parent_cell(lambda p: f"{p.n_fills:,}"), 2),
+        Column("time to fill", _parent_cell(lambda p: _duration(p.time_to_last_fill_ns)), 1),
+        Column("error", lambda r: r.error or "-", 6, "left"),
+    ]
+    if not any(r.error for r in results):
+        columns.pop()
+    notes = [
+        "slip (vs arrival), vs VWAP, IS, fees: bps of the arrival price, > 0 costs; "
         "IS = delay + trading + opportunity + fees; time to fill = start to last fill"
+    ]
+    if any(r.parent is not None and _over_market(r.parent.participation) for r in results):
+        notes.append(PARTICIPATION_NOTE)
+    return fit_table(
+        title,
+        "algorithm",
+        columns,
+        [(r.algorithm, r) for r in results],
+        width,
+        wide=wide,
+        caption="; ".join(notes),
     )
-    return table
 
 
 def compare_command(
@@ -364,6 +395,7 @@ def compare_command(
     out_dir: Annotated[
         Path, typer.Option(help="Folder of the journals (one per algorithm).")
     ] = Path("runs/compare"),
+    wide: WideOpt = False,
 ) -> None:
     """Run the same parent order through every algorithm on a real L2 session."""
     from tradepilot.app.compare import (
@@ -407,7 +439,7 @@ def compare_command(
         fail(str(exc))
         return
     title = f"{side} {quantity} over {duration} on {spec.session.name}"
-    console.print(compare_table(results, title))
+    print_table(console, compare_table(results, title, console.width, wide), wide)
 
 
 def register(app: typer.Typer) -> None:

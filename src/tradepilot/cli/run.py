@@ -15,6 +15,7 @@ from tradepilot.app.sessions import CycleRecord, PaperOptions, PaperSession, Run
 from tradepilot.app.summary import RunSummary
 from tradepilot.cli.output import console, err, fail, fmt
 from tradepilot.cli.report import execution_table
+from tradepilot.cli.tables import WideOpt, print_table
 from tradepilot.core.time import iso, parse_duration
 from tradepilot.data import catalog
 from tradepilot.data.loaders import DataError
@@ -114,6 +115,7 @@ def backtest(
         Path | None, typer.Option(help="SQLite journal to write (default runs/backtest.db).")
     ] = Path("runs/backtest.db"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    wide: WideOpt = False,
 ) -> None:
     """Run a strategy over historical data and print a summary."""
     try:
@@ -153,9 +155,10 @@ def backtest(
         fail(str(exc))
         return
     console.print(summary_table(summary, f"{strategy} on {prepared.dataset.name}"))
-    console.print(
-        execution_table(prepared.engine, market_from_series(prepared.series), compact=True)
+    table = execution_table(
+        prepared.engine, market_from_series(prepared.series), width=console.width, wide=wide
     )
+    print_table(console, table, wide)
     if journal is not None:
         console.print(f"journal: {journal}")
 
@@ -232,13 +235,38 @@ def summarize_from_report(report: dict[str, object]) -> RunSummary:
     return RunSummary(**data)
 
 
+def cycle_line(rec: CycleRecord, width: int) -> str:
+    """One paper cycle on one line of at most ``width`` characters.
+
+    The fields a trader watches come first (time, value, return, position, price); the
+    signal, confidence, momentum and trade count follow while they fit.
+    """
+    parts = [
+        rec.timestamp,
+        f"value {fmt(float(rec.portfolio_value))}",
+        f"ret {rec.return_pct:+.3f}%",
+        f"pos {_plain(rec.position)}",
+        f"px {fmt(float(rec.price)) if rec.price else '-'}",
+        f"signal {rec.signal or '-'}",
+        f"conf {fmt(rec.confidence, 2)}",
+        f"mom {fmt(rec.momentum_pct, 3)}%",
+        f"trades {rec.trades}",
+    ]
+    line = parts[0]
+    for part in parts[1:]:
+        if len(line) + 2 + len(part) > width:
+            break
+        line += "  " + part
+    return line
+
+
+def _plain(quantity: str) -> str:
+    """A decimal quantity without trailing zeros (``0.123450000`` -> ``0.12345``)."""
+    return quantity.rstrip("0").rstrip(".") if "." in quantity else quantity
+
+
 def _print_cycle(rec: CycleRecord) -> None:
-    console.print(
-        f"{rec.timestamp}  value {rec.portfolio_value:>14}  ret {rec.return_pct:+8.3f}%  "
-        f"pos {rec.position:>10}  px {rec.price or '-':>10}  signal {rec.signal or '-':<5} "
-        f"conf {fmt(rec.confidence, 2)}  mom {fmt(rec.momentum_pct, 3)}%  trades {rec.trades}",
-        highlight=False,
-    )
+    console.print(cycle_line(rec, console.width), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
