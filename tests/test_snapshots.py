@@ -30,7 +30,8 @@ from test_projection import (
     instrument,
     run_scenario,
 )
-from tradepilot.model.events import encode
+from tradepilot.model.enums import AccountType
+from tradepilot.model.events import SessionStarted, encode
 from tradepilot.persistence import (
     SCHEMA_VERSION,
     SNAPSHOT_FORMAT_VERSION,
@@ -294,9 +295,18 @@ def test_restore_without_any_snapshot_is_a_full_replay(target: Target, scenario:
 
 
 def test_restore_takes_the_setup_from_the_snapshot(target: Target, scenario: Run) -> None:
-    """The scenario's SessionStarted config is not a run spec: only a snapshot knows the setup."""
+    """A format-1 SessionStarted whose config is not a run spec: only a snapshot knows the setup."""
+    first = scenario.events[0]
+    assert isinstance(first, SessionStarted)
+    legacy = SessionStarted(first.ts, first.mode, first.config)  # format 1: no setup recorded
     with target.open() as journal:
-        scenario.write(journal)
+        Run(
+            scenario.engine,
+            scenario.instrument,
+            [legacy, *scenario.events[1:]],
+            {},
+            AccountType.CASH,
+        ).write(journal)
         with pytest.raises(JournalError, match="cannot derive instruments"):
             restore(journal)
         proj = scenario.projection()

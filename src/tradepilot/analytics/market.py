@@ -293,14 +293,31 @@ def run_config(config_json: str) -> dict[str, object]:
     return flat
 
 
+def _lift_run_configuration(config: dict[str, object]) -> dict[str, object]:
+    """``dataset``, ``start`` and ``end`` of a ``run-config`` record with one data set."""
+    raw, run = config.get("config"), config.get("run")
+    if not isinstance(raw, dict) or not isinstance(run, dict):
+        return config
+    data = raw.get("data")
+    if not (isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict)):
+        return config
+    rng = raw.get("range") if isinstance(raw.get("range"), dict) else {}
+    assert isinstance(rng, dict)
+    return {
+        "dataset": data[0].get("dataset"),
+        "start": run.get("start") or rng.get("start"),
+        "end": run.get("end") or rng.get("end"),
+    }
+
+
 def market_from_run_config(mode: str, config_json: str) -> MarketSeries | None:
     """The market data a journaled run used, from its ``SessionStarted`` record.
 
     Understands the run specification of ``backtest``/``paper`` runs (``dataset``, ``start``,
-    ``end``) and the ``session`` folder of ``compare`` runs. ``None`` when the config names
-    no data that can be found here.
+    ``end``), the ``session`` folder of ``compare`` runs and a ``run-config`` configuration
+    with one data set. ``None`` when the config names no data that can be found here.
     """
-    config = run_config(config_json)
+    config = _lift_run_configuration(run_config(config_json))
     try:
         session = config.get("session")
         if isinstance(session, str) and _is_book_folder(Path(session)):

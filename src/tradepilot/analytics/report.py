@@ -87,14 +87,18 @@ class EquityCurve:
 
 
 def starting_cash(events: Iterable[Event]) -> float:
-    """Starting cash in the quote currency, from the first ``SessionStarted`` config.
+    """Starting cash in the base currency, from the first ``SessionStarted``.
 
-    Reads ``capital`` (the run specification of backtest, paper and compare runs) or the
-    single entry of ``starting_balances``; 0 when neither is there.
+    Reads the recorded starting balance (journal format 2), else the config's ``capital``
+    (the run specification of backtest, paper and compare runs) or the single entry of
+    its ``starting_balances``; 0 when none is there.
     """
     for ev in events:
         if not isinstance(ev, SessionStarted):
             continue
+        recorded = ev.starting_balances.get(ev.base_currency)
+        if recorded is not None:
+            return fixed.to_float(fixed.to_raw(recorded))
         config = run_config(ev.config)
         value = config.get("capital")
         if value is None:

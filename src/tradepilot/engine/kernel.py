@@ -38,13 +38,13 @@ from tradepilot.model.events import (
     OrderFilled,
     OrderInitialized,
     OrderRejected,
-    SessionStarted,
     SessionStopped,
     TradingStateChanged,
 )
 from tradepilot.model.instrument import Instrument
 from tradepilot.persistence.journal import Journal, NullJournal
 from tradepilot.persistence.projection import StateProjection
+from tradepilot.persistence.setup import session_started
 from tradepilot.portfolio.portfolio import Portfolio
 from tradepilot.risk.circuit_breaker import CircuitBreaker
 from tradepilot.risk.config import RiskConfig, build_rules
@@ -284,7 +284,18 @@ class Engine:
 
     # -- the loop ----------------------------------------------------------------------------------
     def start(self, config_json: str = "") -> None:
-        self.journal.append(SessionStarted(self.clock.now(), self.config.mode, config_json))
+        cfg = self.config
+        self.journal.append(
+            session_started(
+                self.clock.now(),
+                cfg.mode,
+                config_json,
+                self.instruments.values(),
+                cfg.starting_balances,
+                cfg.base_currency,
+                cfg.account_type,
+            )
+        )
         for strat in self.strategies:
             strat.on_start()
         self._drain()

@@ -265,11 +265,31 @@ class SignalAccepted(Event, frozen=True, tag=True):
 
 
 # -- session events --------------------------------------------------------------
+#: Version of the journal's event format, recorded in every ``SessionStarted``.
+#: 1: ``SessionStarted`` holds the mode and the run configuration only (a reader derives
+#: the instruments and balances from the configuration).
+#: 2: it also holds the whole setup: instruments, starting balances, base currency,
+#: account type and the package version.
+JOURNAL_FORMAT_VERSION = 2
+
+
 class SessionStarted(Event, frozen=True, tag=True):
-    """First record of a journal: what ran, on what, with which parameters."""
+    """First record of a journal: what ran, on what, with which parameters.
+
+    From format 2 on it carries the whole setup, so a projection, snapshot, query,
+    report or resume reads the session's instruments and account from the journal
+    alone. Records of format 1 decode with the defaults (``format_version`` 1, no
+    instruments).
+    """
 
     mode: str
     config: str  # canonical JSON of the run configuration
+    format_version: int = 1
+    instruments: tuple[dict[str, str], ...] = ()  # ``Instrument.to_dict()``, in engine order
+    starting_balances: dict[str, str] = msgspec.field(default_factory=dict)  # decimal strings
+    base_currency: str = ""
+    account_type: str = ""
+    package_version: str = ""
 
 
 class SessionStopped(Event, frozen=True, tag=True):

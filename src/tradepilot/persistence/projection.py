@@ -26,9 +26,7 @@ database and restores a projection from the latest one plus the events after it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -74,7 +72,6 @@ from tradepilot.model.instrument import Instrument
 from tradepilot.model.order import InvalidStateTransition, Order
 from tradepilot.model.position import Position
 from tradepilot.persistence import snapshot_codec
-from tradepilot.persistence.integrity import JournalError
 from tradepilot.persistence.journal import PersistentJournal, Row
 from tradepilot.persistence.records import (
     FillRecord,
@@ -82,6 +79,12 @@ from tradepilot.persistence.records import (
     ReconciliationRecord,
     SessionInfo,
     TradingStateRecord,
+)
+from tradepilot.persistence.setup import (
+    SessionSetup,
+    first_session_started,
+    session_setup,
+    setup_of,
 )
 from tradepilot.persistence.snapshot_codec import (
     SNAPSHOT_FORMAT_VERSION,
@@ -125,44 +128,6 @@ _ORDER_EVENTS: tuple[type[Event], ...] = (
 _COUNT_ONLY = frozenset(
     cls.__name__ for cls in (CancelOrder, ModifyOrder, CancelAllOrders, DataRejected)
 )
-
-
-# -- setting up a projection from a session's configuration -------------------------------------
-@dataclass(frozen=True)
-class SessionSetup:
-    """What a projection needs besides the events: instruments and the starting account."""
-
-    instruments: Mapping[str, Instrument]
-    base_currency: str
-    starting_balances: Mapping[str, int]
-    account_type: AccountType = AccountType.CASH
-
-
-def session_setup(config_json: str) -> SessionSetup:
-    """The setup of a session from its ``SessionStarted.config``.
-
-    The config is a ``RunSpec`` as JSON (a backtest) or ``{"spec": RunSpec, ...}`` (a
-    paper session). Builds the instrument and the starting balance the way
-    :func:`tradepilot.app.sessions.prepare` does (data set instrument with the
-    spec's fee, the capital in its quote currency, a cash account) without loading
-    the data. Raises :class:`JournalError` when the config holds no run spec.
-    """
-    from tradepilot.app.sessions import RunSpec
-    from tradepilot.data.catalog import find
-
-    try:
-        config = json.loads(config_json)
-        if isinstance(config, dict) and isinstance(config.get("spec"), dict):
-            config = config["spec"]
-        spec = RunSpec(**config)
-        inst = find(spec.dataset).instrument(spec.fee_bps)
-        capital = fixed.to_raw(spec.capital)
-    except (TypeError, ValueError) as exc:
-        raise JournalError(
-            f"cannot derive instruments and balances from the session config ({exc}); "
-            "pass instruments, base_currency and starting_balances"
-        ) from None
-    return SessionSetup({inst.id: inst}, inst.quote, {inst.quote: capital}, AccountType.CASH)
 
 
 # -- the projection ----------------------------------------------------------------------------
@@ -248,10 +213,10 @@ class StateProjection:
         """An empty projection for ``journal``'s session.
 
         Arguments left ``None`` are taken from the journal's first ``SessionStarted``
-        (see :func:`session_setup`).
+        (see :func:`~tradepilot.persistence.setup.setup_of`).
         """
         if instruments is None or base_currency is None or starting_balances is None:
-            setup = session_setup(_first_session_config(journal))
+            setup = setup_of(first_session_started(journal))
             instruments = setup.instruments if instruments is None else instruments
             base_currency = base_currency or setup.base_currency
             if starting_balances is None:
@@ -654,20 +619,3 @@ _HANDLERS: dict[type[Event], Callable[[StateProjection, Any, int], None]] = {
     CancelAllOrders: _ignore,
     DataRejected: _ignore,
 }
-
-
-def _first_session_config(journal: PersistentJournal) -> str:
-    rows = journal.rows(kinds=("SessionStarted",), limit=1)
-    try:
-        for _seq, _ts, _kind, payload in rows:
-            event = _event_decoder.decode(payload)
-            if isinstance(event, SessionStarted):
-                return event.config
-    finally:
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()
-    raise JournalError(
-        "the journal has no SessionStarted to take the setup from; "
-        "pass instruments, base_currency and starting_balances"
-    )
