@@ -20,6 +20,7 @@ from tradepilot.model.events import (
     OrderModifyRejected,
     OrderPendingCancel,
     OrderPendingUpdate,
+    OrderQuantityCorrected,
     OrderRejected,
     OrderStatusUnknown,
     OrderSubmitted,
@@ -196,7 +197,6 @@ ILLEGAL = [
     (S.FILLED, OrderUpdated),
     (S.FILLED, OrderTriggered),
     (S.CANCELED, OrderAccepted),
-    (S.CANCELED, OrderFilled),
     (S.CANCELED, OrderExpired),
     (S.EXPIRED, OrderCanceled),
     (S.EXPIRED, OrderPendingCancel),
@@ -229,6 +229,33 @@ def test_can_apply_agrees_with_apply_everywhere() -> None:
                 assert snapshot(order) == before, (status, kind)
             else:
                 assert predicted, (status, kind)
+
+
+# -- the venue is the source of truth ------------------------------------------------------------
+@pytest.mark.parametrize("status", [S.CANCELED, S.EXPIRED])
+def test_a_fill_that_crossed_the_close_is_booked_and_keeps_the_status(status: OrderStatus) -> None:
+    order = order_in(status)
+    order.apply(fill("0.5"))
+    assert order.status is status and order.filled_qty == R("0.5")
+    order.apply(fill("1.5", ts=60))
+    assert order.status is S.FILLED
+
+
+def test_quantity_correction_adopts_the_venues_quantity_before_an_overfill() -> None:
+    order = order_in(S.PARTIALLY_FILLED)  # 0.5 of 2 filled
+    assert not order.can_apply(fill("2"))
+    order.apply(OrderQuantityCorrected(7, CID, R("2.5"), "venue filled more"))
+    assert order.quantity == R("2.5") and order.status is S.PARTIALLY_FILLED
+    order.apply(fill("2"))
+    assert order.status is S.FILLED
+    assert not order.can_apply(OrderQuantityCorrected(9, CID, R("1"), "below filled"))
+
+
+def test_quantity_correction_to_the_filled_quantity_closes_the_order() -> None:
+    order = order_in(S.UNKNOWN)
+    order.apply(fill("0.5"))
+    order.apply(OrderQuantityCorrected(7, CID, R("0.5"), "the venue says it is filled"))
+    assert order.status is S.FILLED
 
 
 # -- fills -----------------------------------------------------------------------------------------

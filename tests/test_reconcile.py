@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from scripted import BARS as ALL_BARS
+from scripted import INST, MIN, Script, engine_with
 from tradepilot.app.reconcile import reconcile
 from tradepilot.engine.kernel import Engine
 from tradepilot.model import fixed
-from tradepilot.model.data import Bar
 from tradepilot.model.enums import OrderSide, OrderStatus, OrderType
 from tradepilot.model.events import (
     Event,
@@ -17,52 +18,9 @@ from tradepilot.model.events import (
     OrderFilled,
     ReconciliationCompleted,
 )
-from tradepilot.model.instrument import Instrument
 from tradepilot.model.order import Order
-from tradepilot.persistence.journal import MemoryJournal
-from tradepilot.strategy.base import Strategy
 
-INST = Instrument.create("BTCUSDT", "SIM", "BTC", "USDT", "0.01", "0.001", "0.001", "0", "10", "10")
-MIN = 60_000_000_000
-T0 = 1_700_000_000_000_000_000
-
-
-def bar(i: int, o: str, h: str, low: str, c: str) -> Bar:
-    t = T0 + i * MIN
-    r = fixed.to_raw
-    return Bar(INST.id, t + MIN, t, r(o), r(h), r(low), r(c), r("100"))
-
-
-BARS = [
-    bar(0, "100", "100", "100", "100"),
-    bar(1, "100", "101", "99", "100"),
-    bar(2, "100", "100", "95", "96"),
-    bar(3, "96", "97", "96", "97"),
-]
-
-
-class Script(Strategy):
-    strategy_id = "s"
-
-    def __init__(self, actions: dict[int, Callable[[Script], Any]]) -> None:
-        super().__init__()
-        self.actions = actions
-        self.n = -1
-        self.placed: list[Order] = []
-
-    def on_bar(self, bar: Bar) -> None:
-        self.n += 1
-        action = self.actions.get(self.n)
-        if action is not None:
-            action(self)
-
-
-def engine_with(
-    actions: dict[int, Callable[[Script], Any]],
-) -> tuple[Engine, Script, MemoryJournal]:
-    journal = MemoryJournal()
-    strat = Script(actions)
-    return Engine([INST], [strat], journal=journal), strat, journal
+BARS = ALL_BARS[:4]
 
 
 def drop_venue_events(engine: Engine, dropped: Callable[[Event], bool]) -> None:
@@ -175,14 +133,34 @@ def test_a_cancel_is_not_sent_while_the_outcome_is_unknown() -> None:
         }
     )
     engine.orders.venue = FlakyVenue(engine.venue, delivered=False)
+    engine.orders.in_flight_ns = 10 * MIN
     engine.run(BARS[:3])
     order = strat.placed[0]
+    # still within its in-flight window: the cancel is answered locally, nothing is sent
     assert order.status is OrderStatus.UNKNOWN
-    assert engine.venue.order_report(order.client_order_id) is None  # nothing was sent
+    assert engine.venue.order_report(order.client_order_id) is None
+    assert reconcile(engine).lost == 0 and order.status is OrderStatus.UNKNOWN
+    engine.clock.ts += 10 * MIN  # the window has passed: the venue never saw it
     report = reconcile(engine)
     assert report.lost == 1
     assert order.status is OrderStatus.REJECTED
     assert "not found at the venue" in order.events[-1].reason  # type: ignore[attr-defined]
+
+
+def test_the_status_check_after_a_timeout_resolves_a_lost_order_by_itself() -> None:
+    engine, strat, _ = engine_with(
+        {
+            0: lambda s: s.placed.append(
+                s.submit(INST.id, OrderSide.BUY, "1", OrderType.LIMIT, price="90")
+            ),
+        }
+    )
+    engine.orders.venue = FlakyVenue(engine.venue, delivered=False)
+    engine.run(BARS[:3])
+    order = strat.placed[0]
+    assert order.status is OrderStatus.REJECTED
+    assert "in-flight window" in order.events[-1].reason  # type: ignore[attr-defined]
+    assert reconcile(engine).corrections == 0
 
 
 def test_an_order_still_in_flight_is_left_alone() -> None:

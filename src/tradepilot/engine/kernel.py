@@ -26,7 +26,12 @@ from typing import Any
 
 from tradepilot.core.bus import MessageBus
 from tradepilot.core.clock import SimClock
-from tradepilot.execution.order_manager import OrderManager
+from tradepilot.execution.order_manager import DEFAULT_IN_FLIGHT_NS, OrderManager
+from tradepilot.execution.reconciliation import (
+    ReconcilableVenue,
+    ReconciliationReport,
+    reconcile_with_venue,
+)
 from tradepilot.model import fixed
 from tradepilot.model.account import Account
 from tradepilot.model.data import Bar, BookDeltas, BookSnapshot, QuoteTick, TradeTick
@@ -38,8 +43,10 @@ from tradepilot.model.events import (
     OrderFilled,
     OrderInitialized,
     OrderRejected,
+    OrderRequestDenied,
     SessionStopped,
     TradingStateChanged,
+    VenueRequestFailed,
 )
 from tradepilot.model.instrument import Instrument
 from tradepilot.persistence.journal import Journal, NullJournal
@@ -75,6 +82,14 @@ class EngineConfig:
     sample_interval_ns: int = 3_600_000_000_000
     mode: str = "backtest"
     risk: RiskConfig | None = None  # configured limits and circuit breaker; None = core only
+    # how long a request may take to reach the venue; None: 10 s + twice the latency model's
+    in_flight_ns: int | None = None
+    reconcile_interval_ns: int | None = None  # periodic reconciliation; None = off
+
+    def in_flight_window(self) -> int:
+        if self.in_flight_ns is not None:
+            return self.in_flight_ns
+        return DEFAULT_IN_FLIGHT_NS + 2 * (self.latency_ns + self.latency_jitter_ns)
 
 
 class Engine:
@@ -123,7 +138,16 @@ class Engine:
         self.breaker: CircuitBreaker | None = None
         if cfg.risk is not None and cfg.risk.circuit_breaker is not None:
             self.breaker = CircuitBreaker.from_config(cfg.risk.circuit_breaker, self.risk)
-        self.orders = OrderManager(self.clock, self.bus, self.risk, self.venue, self.journal.append)
+        self.orders = OrderManager(
+            self.clock,
+            self.bus,
+            self.risk,
+            self.venue,
+            self.journal.append,
+            schedule=self.schedule,
+            status_source=self.venue,
+            in_flight_ns=cfg.in_flight_window(),
+        )
         self.strategies = list(strategies)
         self._timers: dict[tuple[str, str], int] = {}
         self._stop_reason: str | None = None
@@ -136,7 +160,7 @@ class Engine:
         self.data_rejected = 0
         self.bus.subscribe(OrderFilled, self.portfolio.on_fill)
         if self.breaker is not None:
-            for kind in (OrderRejected, OrderAccepted, OrderFilled):
+            for kind in (OrderRejected, OrderAccepted, OrderFilled, VenueRequestFailed):
                 self.bus.subscribe(kind, self.breaker.on_event)
         for strat in self.strategies:
             strat.attach(self)
@@ -190,6 +214,21 @@ class Engine:
         self._stop_reason = reason
         self._flatten_on_stop = self._flatten_on_stop or flatten
 
+    @property
+    def venue_queries(self) -> ReconcilableVenue:
+        """Where status queries and reconciliation ask (the venue, or a link in front of it)."""
+        source = self.orders.reports.source
+        return source if source is not None else self.venue
+
+    def reconcile(self, quiet: bool = False) -> ReconciliationReport:
+        """Reconcile orders, fills, balances and positions with the venue (journaled)."""
+        return reconcile_with_venue(
+            self.orders, self.venue_queries, self.portfolio, self.journal.append, quiet
+        )
+
+    def _reconcile_periodically(self, ts: int) -> None:
+        self.reconcile(quiet=True)
+
     # -- restart ------------------------------------------------------------------------------
     def restore_state(self, state: StateProjection) -> None:
         """Seed the engine with a projected state (latest snapshot + journal tail).
@@ -205,6 +244,7 @@ class Engine:
         om._open.update(seed.open_orders)
         for prefix, n in seed.id_counters.items():
             om._seq[prefix] = max(om._seq.get(prefix, 0), n)
+        om.reports.trade_ids.update(f.trade_id for f in seed.fills)
         pf = self.portfolio
         pf.positions.update(seed.positions)
         pf.account.total = dict(seed.account.total)
@@ -332,6 +372,9 @@ class Engine:
                 portfolio.next_sample_ts = ts
                 self.start(config_json)
                 started = True
+                interval = self.config.reconcile_interval_ns
+                if interval:
+                    self.every(interval, self._reconcile_periodically, ts + interval)
             if ts < last_ts:
                 self._reject_data(item, f"out-of-order timestamp {ts} < {last_ts}")
                 continue
@@ -469,6 +512,10 @@ class Engine:
         def route(event: Event) -> None:
             cid = getattr(event, _ORDER_EVENT_FIELD, None)
             if cid is None:
+                return
+            if type(event) is OrderRequestDenied:  # no order of its own: route by strategy
+                if event.strategy_id == sid:
+                    strat.on_order_event(event)
                 return
             order = orders.get(cid)
             if order is not None and order.strategy_id == sid:

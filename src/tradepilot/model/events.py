@@ -144,6 +144,54 @@ class OrderStatusUnknown(Event, frozen=True, tag=True):
     reason: str
 
 
+class OrderQuantityCorrected(Event, frozen=True, tag=True):
+    """The venue filled more than the engine knew of: its quantity is adopted.
+
+    Journaled before the fill that revealed it (an ``OrderUpdated`` that never
+    arrived, say), so the fold never sees an overfill.
+    """
+
+    client_order_id: str
+    quantity: int
+    reason: str
+
+
+class OrderReportAnomaly(Event, frozen=True, tag=True):
+    """A venue report that could not apply to the order as the engine holds it.
+
+    Duplicated, late or reordered reports end here instead of in an exception; the
+    report itself changes nothing, and the order's status is queried from the venue.
+    """
+
+    client_order_id: str
+    report: str  # the report's event kind
+    reason: str
+
+
+class VenueRequestFailed(Event, frozen=True, tag=True):
+    """A request to the venue failed: ``outcome`` is timeout, rate_limited or disconnected.
+
+    Journaled and published so that the circuit breaker can count venue failures.
+    """
+
+    client_order_id: str
+    request: str  # submit | cancel | modify | query
+    outcome: str
+    reason: str
+
+
+class OrderRequestDenied(Event, frozen=True, tag=True):
+    """A submit refused before it became an order (its client order id is taken).
+
+    The order that already holds the id is not touched.
+    """
+
+    client_order_id: str
+    strategy_id: str
+    code: str
+    reason: str
+
+
 class OrderFilled(Event, frozen=True, tag=True):
     """One execution against an order."""
 
@@ -173,6 +221,7 @@ OrderEvent = (
     | OrderCancelRejected
     | OrderModifyRejected
     | OrderStatusUnknown
+    | OrderQuantityCorrected
     | OrderFilled
 )
 
@@ -343,6 +392,10 @@ AnyEvent = (
     | OrderModifyRejected
     | OrderModifyDenied
     | OrderStatusUnknown
+    | OrderQuantityCorrected
+    | OrderReportAnomaly
+    | VenueRequestFailed
+    | OrderRequestDenied
     | OrderFilled
     | ParentOrderStarted
     | ParentOrderProgress

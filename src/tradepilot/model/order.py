@@ -11,6 +11,11 @@ An :class:`Order` is a projection of its events: it is created from an
          |             |           |  \\-> PENDING_CANCEL -> CANCELED
          v             v           |   \\-> PENDING_UPDATE -> ACCEPTED
        DENIED       REJECTED       +-> CANCELED | EXPIRED
+
+The venue is the source of truth: a fill it reports for an order already CANCELED
+or EXPIRED (it executed before the cancel or expiry, and the reports crossed) is
+booked, and an ``OrderQuantityCorrected`` adopts the venue's quantity when it filled
+more than the engine knew of.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from tradepilot.model.events import (
     OrderModifyRejected,
     OrderPendingCancel,
     OrderPendingUpdate,
+    OrderQuantityCorrected,
     OrderRejected,
     OrderStatusUnknown,
     OrderSubmitted,
@@ -50,6 +56,10 @@ _FILLABLE = (
     S.PENDING_UPDATE,
     S.UNKNOWN,
 )
+# executed at the venue before it closed the order: the fill is booked, the status kept
+_LATE_FILLABLE = (S.CANCELED, S.EXPIRED, S.FILLED)
+# every status in which the venue may hold (or have held) the order
+_AT_VENUE = (*_FILLABLE, *_LATE_FILLABLE)
 
 # (status, event type) -> status after; fills are resolved separately (partial or full).
 _TRANSITIONS: dict[tuple[OrderStatus, type[Event]], OrderStatus] = {
@@ -233,7 +243,11 @@ class Order:
     def can_apply(self, event: Event) -> bool:
         kind = type(event)
         if kind is OrderFilled:
-            return self.status in _FILLABLE
+            assert isinstance(event, OrderFilled)
+            return self._fill_problem(event) is None
+        if kind is OrderQuantityCorrected:
+            assert isinstance(event, OrderQuantityCorrected)
+            return self.status in _AT_VENUE and event.quantity >= self.filled_qty
         if kind in _RESTORING:
             if isinstance(event, OrderUpdated) and event.quantity < self.filled_qty:
                 return False
@@ -251,6 +265,13 @@ class Order:
         if kind is OrderFilled:
             assert isinstance(event, OrderFilled)
             self._apply_fill(event)
+        elif kind is OrderQuantityCorrected:
+            assert isinstance(event, OrderQuantityCorrected)
+            if not self.can_apply(event):
+                raise InvalidStateTransition(self._illegal(event))
+            self.quantity = event.quantity
+            if self.filled_qty == event.quantity and status is not S.FILLED:
+                self.status = S.FILLED  # the venue says it filled in full
         elif kind in _RESTORING:
             if isinstance(event, OrderUpdated) and event.quantity < self.filled_qty:
                 raise InvalidStateTransition(
@@ -287,21 +308,31 @@ class Order:
         self.ts_last = event.ts
         self.events.append(event)
 
-    def _apply_fill(self, fill: OrderFilled) -> None:
-        if self.status not in _FILLABLE:
-            raise InvalidStateTransition(self._illegal(fill))
+    def _fill_problem(self, fill: OrderFilled) -> str | None:
+        if self.status not in _FILLABLE and self.status not in _LATE_FILLABLE:
+            return self._illegal(fill)
         if fill.last_qty <= 0:
-            raise InvalidStateTransition(f"{self.client_order_id}: fill quantity must be positive")
+            return f"{self.client_order_id}: fill quantity must be positive"
         filled = self.filled_qty + fill.last_qty
         if filled > self.quantity:
-            raise InvalidStateTransition(
+            return (
                 f"{self.client_order_id}: overfill ({fixed.to_str(filled)} > "
                 f"{fixed.to_str(self.quantity)})"
             )
+        return None
+
+    def _apply_fill(self, fill: OrderFilled) -> None:
+        problem = self._fill_problem(fill)
+        if problem is not None:
+            raise InvalidStateTransition(problem)
+        filled = self.filled_qty + fill.last_qty
         self.filled_qty = filled
         self.filled_notional += fixed.mul(fill.last_px, fill.last_qty)
         self.fees += fill.fee
-        if filled == self.quantity:
+        if self.status in _LATE_FILLABLE:
+            if filled == self.quantity:
+                self.status = S.FILLED
+        elif filled == self.quantity:
             self.status = S.FILLED
         elif self.status in (S.SUBMITTED, S.ACCEPTED):
             self.status = S.PARTIALLY_FILLED

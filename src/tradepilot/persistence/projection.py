@@ -55,7 +55,10 @@ from tradepilot.model.events import (
     OrderModifyRejected,
     OrderPendingCancel,
     OrderPendingUpdate,
+    OrderQuantityCorrected,
     OrderRejected,
+    OrderReportAnomaly,
+    OrderRequestDenied,
     OrderStatusUnknown,
     OrderSubmitted,
     OrderTriggered,
@@ -67,6 +70,7 @@ from tradepilot.model.events import (
     SessionStarted,
     SessionStopped,
     TradingStateChanged,
+    VenueRequestFailed,
 )
 from tradepilot.model.instrument import Instrument
 from tradepilot.model.order import InvalidStateTransition, Order
@@ -123,10 +127,20 @@ _ORDER_EVENTS: tuple[type[Event], ...] = (
     OrderCancelRejected,
     OrderModifyRejected,
     OrderStatusUnknown,
+    OrderQuantityCorrected,
 )
 #: Kinds that change no state: counted from the row's ``kind`` without decoding the payload.
 _COUNT_ONLY = frozenset(
-    cls.__name__ for cls in (CancelOrder, ModifyOrder, CancelAllOrders, DataRejected)
+    cls.__name__
+    for cls in (
+        CancelOrder,
+        ModifyOrder,
+        CancelAllOrders,
+        DataRejected,
+        OrderReportAnomaly,
+        OrderRequestDenied,
+        VenueRequestFailed,
+    )
 )
 
 
@@ -618,4 +632,7 @@ _HANDLERS: dict[type[Event], Callable[[StateProjection, Any, int], None]] = {
     OrderModifyDenied: _ignore,
     CancelAllOrders: _ignore,
     DataRejected: _ignore,
+    OrderReportAnomaly: _ignore,
+    OrderRequestDenied: _ignore,
+    VenueRequestFailed: _ignore,
 }

@@ -20,7 +20,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from tradepilot.model import fixed
-from tradepilot.model.events import Event, OrderAccepted, OrderFilled, OrderRejected
+from tradepilot.model.events import (
+    Event,
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+    VenueRequestFailed,
+)
 from tradepilot.risk.config import CircuitBreakerConfig
 from tradepilot.risk.engine import RiskEngine, TradingState
 from tradepilot.risk.equity import EquityWatch, pct_raw, pct_str, share_pct
@@ -99,11 +105,17 @@ class CircuitBreaker:
             )
 
     def on_event(self, event: Event) -> None:
-        """Count venue rejections; an acceptance or a fill ends the run."""
+        """Count venue rejections and failed requests; an acceptance or a fill ends the run."""
         kind = type(event)
         if kind is OrderRejected:
             assert isinstance(event, OrderRejected)
             self.record_failure(event.ts, f"venue rejected {event.client_order_id}: {event.reason}")
+        elif kind is VenueRequestFailed:
+            assert isinstance(event, VenueRequestFailed)
+            self.record_failure(
+                event.ts,
+                f"{event.request} {event.client_order_id} failed ({event.outcome}): {event.reason}",
+            )
         elif kind is OrderAccepted or kind is OrderFilled:
             self.consecutive_failures = 0
 

@@ -16,3 +16,5 @@ class VenueOrderReport:
     leaves_qty: int
     venue_order_id: str
     reason: str
+    quantity: int = 0  # the order's quantity at the venue (0: not reported)
+    price: int | None = None  # its limit price, when it has one and it is reported

@@ -60,6 +60,8 @@ class SimulatedVenue(OrderIntake, BarMatching, TradeMatching, BookMatching):
                 w.leaves,
                 self._venue_ids.get(client_order_id, ""),
                 "",
+                w.qty,
+                w.price,
             )
         closed = self._closed.get(client_order_id)
         if closed is None:
@@ -73,6 +75,7 @@ class SimulatedVenue(OrderIntake, BarMatching, TradeMatching, BookMatching):
             0,
             self._venue_ids.get(client_order_id, ""),
             closed[1],
+            filled if closed[0] == "FILLED" else 0,
         )
 
     def open_orders(self) -> list[VenueOrderReport]:
