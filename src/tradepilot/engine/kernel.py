@@ -32,6 +32,7 @@ from tradepilot.execution.reconciliation import (
     ReconciliationReport,
     reconcile_with_venue,
 )
+from tradepilot.execution.report_handling import VenueLink
 from tradepilot.model import fixed
 from tradepilot.model.account import Account
 from tradepilot.model.data import Bar, BookDeltas, BookSnapshot, QuoteTick, TradeTick
@@ -58,6 +59,7 @@ from tradepilot.risk.config import RiskConfig, build_rules
 from tradepilot.risk.engine import RiskEngine, RiskRule, TradingState
 from tradepilot.risk.view import EngineRiskView
 from tradepilot.strategy.base import Strategy
+from tradepilot.venues.errors import failure_outcome
 from tradepilot.venues.sim.models import FillModel, LatencyModel
 from tradepilot.venues.sim.venue import SimulatedVenue
 
@@ -227,7 +229,24 @@ class Engine:
         )
 
     def _reconcile_periodically(self, ts: int) -> None:
-        self.reconcile(quiet=True)
+        try:
+            self.reconcile(quiet=True)
+        except Exception as exc:  # the venue did not answer: the next pass tries again
+            self.orders.request_failed("", "reconcile", failure_outcome(exc), str(exc))
+
+    def deliver(self, report: Event) -> None:
+        """A venue report reaches the engine (applied at the next drain of the loop)."""
+        self._events.append(report)
+
+    def use_link(self, link: VenueLink) -> None:
+        """Send requests and queries through ``link``; the venue's reports reach it first.
+
+        The link (a fault injector, a recorder) forwards what it lets through to
+        :meth:`deliver`.
+        """
+        self.orders.venue = link
+        self.orders.reports.source = link
+        self.venue._downstream = link.on_report
 
     # -- restart ------------------------------------------------------------------------------
     def restore_state(self, state: StateProjection) -> None:

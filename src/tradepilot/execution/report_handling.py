@@ -61,6 +61,21 @@ class StatusSource(Protocol):
     def position_quantities(self) -> dict[str, int]: ...
 
 
+class VenueLink(StatusSource, Protocol):
+    """Something between the order manager and a venue: it takes requests and queries
+    and passes the venue's reports on (``on_report``)."""
+
+    def submit(self, order: Order) -> None: ...
+
+    def cancel(self, client_order_id: str) -> None: ...
+
+    def modify(
+        self, client_order_id: str, quantity: int | None, price: int | None, trigger: int | None
+    ) -> None: ...
+
+    def on_report(self, event: Event) -> None: ...
+
+
 class ReportHandler:
     """Applies venue reports to the order manager's orders, whatever their order."""
 
