@@ -40,7 +40,7 @@ try:
 except ImportError:  # run from a checkout without installing: use its src/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tradepilot.app.sessions import RunSpec
+from tradepilot.app.build import RunSpec
 from tradepilot.model import fixed
 from tradepilot.model.events import (
     CancelOrder,

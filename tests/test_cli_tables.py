@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from typer.testing import CliRunner
 
+from tradepilot.app.build import RunSpec
 from tradepilot.app.compare import CompareSpec, run_compare
-from tradepilot.app.sessions import CycleRecord, RunSpec, run_backtest
+from tradepilot.app.session import CycleRecord, run_backtest
 from tradepilot.cli.report import compare_table, execution_table, register
 from tradepilot.cli.run import cycle_line, summary_table
 from tradepilot.cli.tables import Column, fit_table

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tradepilot.app.sessions import RunSpec, run_backtest
+from tradepilot.app.build import RunSpec
+from tradepilot.app.session import run_backtest
 from tradepilot.data.catalog import bundled
 from tradepilot.data.loaders import load_bars
 from tradepilot.engine.kernel import Engine

@@ -21,8 +21,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from tradepilot.app.build import RunSpec
 from tradepilot.app.reconcile import reconcile
-from tradepilot.app.sessions import RunSpec, run_backtest
+from tradepilot.app.session import run_backtest
 from tradepilot.engine.kernel import Engine, EngineConfig
 from tradepilot.model import fixed
 from tradepilot.model.data import TradeTick
@@ -540,17 +541,18 @@ def test_from_journal_needs_a_setup(tmp_path: Path) -> None:
 
 
 def test_session_setup_matches_prepare() -> None:
-    from tradepilot.app.sessions import PaperOptions, paper_config_json, prepare
+    from tradepilot.app.build import build_spec_run
+    from tradepilot.app.session import SessionOptions, SpecPlan
 
     spec = RunSpec(capital="5000", fee_bps="3")
     setup = session_setup(spec.canonical_json())
-    prepared = prepare(spec)
+    prepared = build_spec_run(spec)
     assert setup.instruments == {prepared.instrument.id: prepared.instrument}
     assert setup.base_currency == prepared.engine.config.base_currency
     assert dict(setup.starting_balances) == prepared.engine.portfolio.account.total
     assert setup.account_type is prepared.engine.config.account_type
     # a paper session journals {"spec": ..., "paper": ...}
-    assert session_setup(paper_config_json(spec, PaperOptions())) == setup
+    assert session_setup(SpecPlan(spec).config_json(SessionOptions("paper"))) == setup
 
 
 def test_snapshot_restores_every_order_slot(scenario: Run) -> None:

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from tradepilot.analytics.execution import analyze_journal
 from tradepilot.analytics.market import load_market, market_from_run_config
 from tradepilot.analytics.report import CHART_IDS, equity_curve, starting_cash, write_report
-from tradepilot.app.sessions import PaperOptions, PaperSession, RunSpec, run_backtest
+from tradepilot.app.build import RunSpec
+from tradepilot.app.session import Session, SessionOptions, SpecPlan, run_backtest
 from tradepilot.cli.report import execution_table, register
 from tradepilot.model import fixed
 from tradepilot.model.events import OrderFilled, SessionStarted
@@ -63,9 +64,9 @@ def backtest_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def paper_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("paper")
-    session = PaperSession(
-        RunSpec(strategy="momentum"),
-        PaperOptions(speed=1e12, duration_ns=24 * NS_PER_HOUR, cycle_ns=NS_PER_HOUR),
+    session = Session(
+        SpecPlan(RunSpec(strategy="momentum")),
+        SessionOptions("paper", speed=1e12, duration_ns=24 * NS_PER_HOUR, cycle_ns=NS_PER_HOUR),
         log_path=folder / "paper.jsonl",
         journal_path=folder / "paper.db",
     )

@@ -7,17 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from tradepilot.app.sessions import PaperOptions, PaperSession, RunSpec
+from tradepilot.app.build import RunSpec, build_spec_run
+from tradepilot.app.session import Session, SessionOptions, SpecPlan
 from tradepilot.core.time import NS_PER_HOUR, NS_PER_MINUTE
 from tradepilot.persistence.journal import JournalError, SqliteJournal
 
 SPEC = RunSpec(strategy="momentum", params={"threshold_pct": "0.3"})
-OPTIONS = PaperOptions(speed=1e12, duration_ns=12 * NS_PER_HOUR, cycle_ns=5 * NS_PER_MINUTE)
+OPTIONS = SessionOptions(
+    "paper", speed=1e12, duration_ns=12 * NS_PER_HOUR, cycle_ns=5 * NS_PER_MINUTE
+)
 
 
 def run(tmp: Path, name: str, resume: bool = False) -> dict[str, object]:
-    session = PaperSession(
-        None if resume else SPEC,
+    session = Session(
+        None if resume else SpecPlan(SPEC),
         None if resume else OPTIONS,
         log_path=tmp / f"{name}.jsonl",
         journal_path=tmp / f"{name}.db",
@@ -78,13 +81,13 @@ def test_resume_needs_a_session_journal(tmp_path: Path) -> None:
 
 
 def test_halted_after_a_restart_is_still_halted(tmp_path: Path) -> None:
-    from tradepilot.app.sessions import CycleRecord
+    from tradepilot.app.session import CycleRecord
     from tradepilot.model.events import OrderDenied, TradingStateChanged
     from tradepilot.persistence.journal import read_events
     from tradepilot.risk.engine import TradingState
 
-    def operator(session: PaperSession) -> None:
-        engine = session.prepared.engine
+    def operator(session: Session) -> None:
+        engine = session.engine
 
         def on_cycle(rec: CycleRecord) -> None:
             if session.cycles == 30:  # an operator halts trading from outside the engine
@@ -95,17 +98,19 @@ def test_halted_after_a_restart_is_still_halted(tmp_path: Path) -> None:
         session.on_cycle = on_cycle
 
     spec = RunSpec(strategy="momentum", params={"threshold_pct": "0.2"})
-    ref = PaperSession(spec, OPTIONS, log_path=tmp_path / "r.jsonl", journal_path=tmp_path / "r.db")
+    ref = Session(
+        SpecPlan(spec), OPTIONS, log_path=tmp_path / "r.jsonl", journal_path=tmp_path / "r.db"
+    )
     operator(ref)
     ref_report = ref.run()
-    assert ref.prepared.engine.risk.state is TradingState.HALTED
+    assert ref.engine.risk.state is TradingState.HALTED
     events = read_events(tmp_path / "r.db")
     halts = [e for e in events if isinstance(e, TradingStateChanged)]
     assert [(h.state, h.source) for h in halts] == [("HALTED", "manual")]
     assert any(isinstance(e, OrderDenied) and e.code == "TRADING_HALTED" for e in events)
 
-    crashed = PaperSession(
-        spec, OPTIONS, log_path=tmp_path / "c.jsonl", journal_path=tmp_path / "c.db"
+    crashed = Session(
+        SpecPlan(spec), OPTIONS, log_path=tmp_path / "c.jsonl", journal_path=tmp_path / "c.db"
     )
     operator(crashed)
     crashed.run()
@@ -115,19 +120,19 @@ def test_halted_after_a_restart_is_still_halted(tmp_path: Path) -> None:
     batches = [b.last_seq for b in journal.batches()]
     journal.close()
     cut_journal(tmp_path / "c.db", min(s for s in batches if s >= halt_seq))
-    resumed = PaperSession(
+    resumed = Session(
         None, None, log_path=tmp_path / "c.jsonl", journal_path=tmp_path / "c.db", resume=True
     )
     report = resumed.run()
-    assert resumed.prepared.engine.risk.state is TradingState.HALTED
-    assert resumed.prepared.engine.risk.state_reason == "operator: halt"
+    assert resumed.engine.risk.state is TradingState.HALTED
+    assert resumed.engine.risk.state_reason == "operator: halt"
     assert report["summary"] == ref_report["summary"]
     assert report["balances"] == ref_report["balances"]
 
 
 def test_restore_state_from_snapshot_and_tail_seeds_a_new_engine(tmp_path: Path) -> None:
     """The live-venue restart path: projected state -> engine, ids continue, state equal."""
-    from tradepilot.app.sessions import prepare, run_backtest
+    from tradepilot.app.session import run_backtest
     from tradepilot.persistence import open_journal, restore
 
     spec = RunSpec(strategy="ema_cross")
@@ -136,7 +141,7 @@ def test_restore_state_from_snapshot_and_tail_seeds_a_new_engine(tmp_path: Path)
     journal = open_journal(str(tmp_path / "b.db"))
     state = restore(journal)
     journal.close()
-    fresh = prepare(spec).engine
+    fresh = build_spec_run(spec).engine
     fresh.restore_state(state)
     assert {c: o.status for c, o in fresh.orders.orders.items()} == {
         c: o.status for c, o in original.orders.orders.items()

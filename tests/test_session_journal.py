@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from test_projection import assert_matches_engine
 from tradepilot import __version__
-from tradepilot.app.runconfig import ConfigSession, load_config
+from tradepilot.app.config import load_config
+from tradepilot.app.session import Session
 from tradepilot.cli.report import register
 from tradepilot.model import fixed
 from tradepilot.model.enums import AccountType
@@ -26,9 +27,9 @@ CRYPTO = ROOT / "examples" / "configs" / "crypto_momentum.yaml"
 
 
 @pytest.fixture(scope="module")
-def config_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[ConfigSession, Path]:
+def config_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Session, Path]:
     path = tmp_path_factory.mktemp("run") / "run.db"
-    session = ConfigSession(
+    session = Session.from_config(
         load_config(CRYPTO), start="2021-05-19T00:00", end="2021-05-19T12:00", journal_path=path
     )
     session.run()
@@ -37,7 +38,7 @@ def config_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[ConfigSession,
 
 
 def test_a_run_config_journal_records_its_whole_setup(
-    config_run: tuple[ConfigSession, Path],
+    config_run: tuple[Session, Path],
 ) -> None:
     session, path = config_run
     first = read_events(str(path))[0]
@@ -56,7 +57,7 @@ def test_a_run_config_journal_records_its_whole_setup(
 
 
 def test_a_run_config_journal_is_projected_snapshotted_and_queried(
-    config_run: tuple[ConfigSession, Path],
+    config_run: tuple[Session, Path],
 ) -> None:
     session, path = config_run
     engine = session.engine
@@ -77,9 +78,7 @@ def test_a_run_config_journal_is_projected_snapshotted_and_queried(
         queries.close()
 
 
-def test_a_run_config_journal_is_reported(
-    config_run: tuple[ConfigSession, Path], tmp_path: Path
-) -> None:
+def test_a_run_config_journal_is_reported(config_run: tuple[Session, Path], tmp_path: Path) -> None:
     _, path = config_run
     app = typer.Typer()
     register(app)

@@ -14,7 +14,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tradepilot.app.runconfig import ConfigSession, load_config, parse_config
+from tradepilot.app.config import load_config, parse_config
+from tradepilot.app.session import Session
 from tradepilot.cli.signals import register
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ def cycle_log(path: Path) -> list[dict[str, Any]]:
 
 # -- crypto momentum ------------------------------------------------------------------------------
 def test_crypto_momentum_runs_and_logs_the_gate_reason_of_every_hold(tmp_path: Path) -> None:
-    session = ConfigSession(
+    session = Session.from_config(
         load_config(CRYPTO),
         start="2021-05-19T00:00",
         end="2021-05-19T12:00",
@@ -67,7 +68,7 @@ def test_crypto_momentum_runs_and_logs_the_gate_reason_of_every_hold(tmp_path: P
 def test_backtest_and_paper_make_the_same_decisions(tmp_path: Path) -> None:
     reports = {}
     for mode in ("backtest", "paper"):
-        session = ConfigSession(
+        session = Session.from_config(
             load_config(CRYPTO),
             mode=mode,
             start="2021-05-19T06:00",
@@ -107,7 +108,7 @@ def test_two_strategies_share_the_account_by_allocation(tmp_path: Path) -> None:
              "gates": {"min_confidence": 0, "min_momentum_pct": 0}},
         ],
     }  # fmt: skip
-    report = ConfigSession(parse_config(raw)).run()
+    report = Session.from_config(parse_config(raw)).run()
     sig = report["signals"]
     assert sig["file"]["signals"]["accepted"] == 2
     assert sig["mom"]["signals"]["received"] == 36  # 5-minute cycles after the first hour
@@ -115,7 +116,7 @@ def test_two_strategies_share_the_account_by_allocation(tmp_path: Path) -> None:
 
 # -- equity rebalancer ----------------------------------------------------------------------------
 def test_equity_rebalancer_sells_before_buys_in_market_hours(tmp_path: Path) -> None:
-    session = ConfigSession(
+    session = Session.from_config(
         load_config(EQUITY),
         start="2013-10-07",
         end="2013-10-08",
@@ -154,7 +155,7 @@ def test_equity_rebalancer_sells_before_buys_in_market_hours(tmp_path: Path) -> 
 
 
 def test_the_equity_config_maps_its_limits_onto_the_risk_engine() -> None:
-    session = ConfigSession(load_config(EQUITY), start="2013-10-07", end="2013-10-07T14:00")
+    session = Session.from_config(load_config(EQUITY), start="2013-10-07", end="2013-10-07T14:00")
     codes = {rule.code for rule in session.engine.risk.rules}
     assert {
         "MAX_POSITION_VALUE",
@@ -247,7 +248,7 @@ def test_config_errors_name_the_key(patch: dict[str, Any], message: str | None) 
     raw.update(patch)
     with pytest.raises(ValueError) as info:
         config = parse_config(raw)
-        ConfigSession(config, end="2021-05-14T01:00")
+        Session.from_config(config, end="2021-05-14T01:00")
     if message is not None:
         assert message in str(info.value)
 
@@ -258,7 +259,7 @@ def test_a_signal_file_replays_into_a_configured_run(tmp_path: Path) -> None:
         '{"time": "2021-05-19T01:00:30Z", "instrument": "BTCUSDT", "action": "BUY",'
         ' "confidence": 0.95, "quantity": 0.01, "id": "ext-1"}\n'
     )
-    session = ConfigSession(
+    session = Session.from_config(
         load_config(CRYPTO),
         start="2021-05-19T00:00",
         end="2021-05-19T02:00",
@@ -269,7 +270,7 @@ def test_a_signal_file_replays_into_a_configured_run(tmp_path: Path) -> None:
     assert "ext-1" in pipeline._seen
     assert report["signals"]["crypto_momentum"]["signals"]["received"] >= 1
     with pytest.raises(ValueError, match="--signals needs"):
-        ConfigSession(load_config(EQUITY), end="2013-10-05", signals_file=str(path))
+        Session.from_config(load_config(EQUITY), end="2013-10-05", signals_file=str(path))
 
 
 def test_percent_keys_and_fraction_keys_read_their_units() -> None:

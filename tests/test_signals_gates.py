@@ -191,7 +191,8 @@ def test_a_strong_trend_enters_once_then_holds_because_the_position_is_open() ->
 def test_signal_momentum_runs_from_the_strategy_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """With ``"signal_momentum": (SignalMomentumParams, SignalMomentum)`` in the registry,
     the existing ``backtest`` and ``paper`` commands run the whole signal pipeline."""
-    from tradepilot.app.sessions import RunSpec, run_backtest
+    from tradepilot.app.build import RunSpec
+    from tradepilot.app.session import run_backtest
     from tradepilot.strategy import registry
     from tradepilot.strategy.signal_strategy import SignalMomentum, SignalMomentumParams
 

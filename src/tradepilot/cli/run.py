@@ -11,7 +11,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from tradepilot.analytics.market import market_from_series
-from tradepilot.app.sessions import CycleRecord, PaperOptions, PaperSession, RunSpec, run_backtest
+from tradepilot.app.build import RunSpec
+from tradepilot.app.session import CycleRecord, Session, SessionOptions, SpecPlan, run_backtest
 from tradepilot.app.summary import RunSummary
 from tradepilot.cli.output import console, err, fail, fmt
 from tradepilot.cli.report import execution_table
@@ -154,9 +155,9 @@ def backtest(
     except (ValueError, DataError, JournalError) as exc:
         fail(str(exc))
         return
-    console.print(summary_table(summary, f"{strategy} on {prepared.dataset.name}"))
+    console.print(summary_table(summary, prepared.name))
     table = execution_table(
-        prepared.engine, market_from_series(prepared.series), width=console.width, wide=wide
+        prepared.engine, market_from_series(prepared.series[0]), width=console.width, wide=wide
     )
     print_table(console, table, wide)
     if journal is not None:
@@ -191,20 +192,22 @@ def paper(
     log_path = log or Path("runs") / f"{session}.jsonl"
     journal_path = journal or Path("runs") / f"{session}.db"
     try:
-        if resume:
-            spec, options = None, None
-        else:
+        plan: SpecPlan | None = None
+        options: SessionOptions | None = None
+        if not resume:
             spec = _spec(
                 data, strategy, param, start, None, capital, fee_bps, latency_ms, 0.0, 0, 0, "touch"
             )
-            options = PaperOptions(
-                speed, parse_duration(duration), parse_duration(cycle), flatten_on_stop
+            plan = SpecPlan(spec)
+            options = SessionOptions(
+                "paper", speed, parse_duration(duration), parse_duration(cycle), flatten_on_stop
             )
-        runner = PaperSession(
-            spec,
+        runner = Session(
+            plan,
             options,
-            log_path=log_path,
             journal_path=journal_path,
+            log_path=log_path,
+            report_path=log_path.with_suffix(".report.json"),
             on_cycle=None if quiet else _print_cycle,
             resume=resume,
         )
@@ -213,8 +216,8 @@ def paper(
         return
     opts = runner.options
     err.print(
-        f"paper session {session!r}{' (resumed)' if resume else ''}: {runner.spec.strategy} on "
-        f"{runner.prepared.dataset.name}, cycle {opts.cycle_ns // 1_000_000_000}s at "
+        f"paper session {session!r}{' (resumed)' if resume else ''}: {runner.built.name}, "
+        f"cycle {(opts.cycle_ns or 0) // 1_000_000_000}s at "
         f"{opts.speed:g}x; Ctrl-C stops" + (" and flattens" if opts.flatten_on_stop else "")
     )
     try:

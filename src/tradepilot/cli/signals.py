@@ -2,8 +2,9 @@
 
 * ``run-config CONFIG`` runs a YAML run configuration (``examples/configs/``) as a
   backtest, or with ``--paper`` as a paper session paced by the clock, writing a
-  cycle log (JSON lines), a journal and a report, and prints a summary with the
-  HOLD reasons counted.
+  cycle log (JSON lines), a journal and a report (``runs/NAME.*``, ``--session``),
+  and prints a summary with the HOLD reasons counted. ``--resume`` continues an
+  interrupted session, ``--flatten-on-stop`` closes positions on SIGINT/SIGTERM.
 * ``signals check FILE`` reads a CSV or JSON-lines signal file and lists the lines
   that would be rejected, with the reason.
 
@@ -19,8 +20,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tradepilot.app.runconfig import ConfigSession, load_config
-from tradepilot.app.sessions import CycleRecord
+from tradepilot.app.config import load_config
+from tradepilot.app.session import CycleRecord, Session, config_plan
 from tradepilot.cli.output import console, err, fail, fmt
 from tradepilot.core.time import parse_duration
 from tradepilot.data.loaders import DataError
@@ -104,6 +105,16 @@ def run_config(
     signals: Annotated[
         Path | None, typer.Option(help="Replay this CSV/JSON-lines signal file too.")
     ] = None,
+    session: Annotated[
+        str | None,
+        typer.Option(
+            help="Session name: files runs/NAME.db, .jsonl, .report.json "
+            "(default: the configuration's name and the mode)."
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the interrupted session where it stopped.")
+    ] = False,
     log: Annotated[Path | None, typer.Option(help="Cycle log (JSON lines).")] = None,
     journal: Annotated[Path | None, typer.Option(help="SQLite journal.")] = None,
     no_journal: Annotated[bool, typer.Option(help="Do not write a journal.")] = False,
@@ -116,10 +127,13 @@ def run_config(
 ) -> None:
     """Run a YAML configuration (data, strategies, sizing, exits, risk) as a backtest or paper."""
     mode = "paper" if paper else "backtest"
+    if resume and no_journal:
+        fail("--resume continues a session from its journal: drop --no-journal")
     try:
         cfg = load_config(config)
-        stem = f"runs/{cfg.name}-{mode}"
-        session = ConfigSession(
+        stem = Path("runs") / (session or f"{cfg.name}-{mode}")
+        journal_path = None if no_journal else (journal or stem.with_suffix(".db"))
+        plan, options = config_plan(
             cfg,
             mode=mode,
             speed=speed,
@@ -127,29 +141,40 @@ def run_config(
             cycle_ns=parse_duration(cycle) if cycle else None,
             start=start,
             end=end,
-            log_path=log or Path(f"{stem}.jsonl"),
-            journal_path=None if no_journal else (journal or Path(f"{stem}.db")),
-            report_path=report or Path(f"{stem}.report.json"),
-            flatten_on_stop=flatten_on_stop,
-            on_cycle=None if (quiet or json_out or not paper) else print_cycle,
             signals_file=str(signals) if signals else None,
+            flatten_on_stop=flatten_on_stop,
+        )
+        runner = Session(
+            plan,
+            options,
+            journal_path=journal_path,
+            log_path=log or stem.with_suffix(".jsonl"),
+            report_path=report or stem.with_suffix(".report.json"),
+            on_cycle=None if (quiet or json_out or not paper) else print_cycle,
+            resume=resume,
         )
     except (ValueError, DataError, JournalError, OSError) as exc:
         fail(str(exc))
         return
-    if paper and not json_out:
+    opts = runner.options
+    if opts.mode == "paper" and not json_out:
         err.print(
-            f"paper session: {cfg.name}, cycle {session.cycle_ns // 1_000_000_000}s, "
-            f"{session.speed:g}x; Ctrl-C stops" + (" and flattens" if flatten_on_stop else "")
+            f"paper session {stem.name!r}{' (resumed)' if resume else ''}: {cfg.name}, cycle "
+            f"{(opts.cycle_ns or 0) // 1_000_000_000}s, {opts.speed:g}x; Ctrl-C stops"
+            + (" and flattens" if opts.flatten_on_stop else "")
         )
-    result = session.run()
+    try:
+        result = runner.run()
+    except JournalError as exc:
+        fail(str(exc))
+        return
     if json_out:
         console.print_json(json.dumps(result, default=str))
         return
     console.print(report_table(result))
     console.print(
-        f"cycle log: {session.log_path}\nreport: {session.report_path}"
-        + (f"\njournal: {journal or f'{stem}.db'}" if not no_journal else "")
+        f"cycle log: {runner.log_path}\nreport: {runner.report_path}"
+        + (f"\njournal: {journal_path}" if journal_path is not None else "")
     )
 
 
