@@ -1,0 +1,1 @@
+"""The service: REST and WebSocket API, dashboard, metrics, over a journal session."""

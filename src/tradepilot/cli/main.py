@@ -6,14 +6,14 @@ import sys
 
 import typer
 
-from tradepilot.cli import data, report, run, signals
+from tradepilot.cli import data, report, run, serve, signals
 
 app = typer.Typer(
     help="tradepilot: signals in, risk-checked orders out. Backtest, paper and live on one engine.",
     no_args_is_help=True,
     add_completion=False,
 )
-for group in (run, data, report, signals):
+for group in (run, data, report, signals, serve):
     group.register(app)
 
 

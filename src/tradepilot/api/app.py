@@ -1,0 +1,104 @@
+"""The service application: REST under ``/api/v1``, ``/ws/events``, ``/metrics`` and the
+dashboard at ``/``, over one journal session (see :class:`~tradepilot.api.source.SessionView`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+
+from tradepilot.api import problems
+from tradepilot.api.auth import Authenticator, RateLimiter
+from tradepilot.api.keys import KeyStore
+from tradepilot.api.metrics import registry_for
+from tradepilot.api.routes import Control, build_router
+from tradepilot.api.source import SessionView
+from tradepilot.api.ws import build_ws_router
+
+_ASSETS = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+
+
+@dataclass
+class ServiceSettings:
+    rate_per_key: float = 50.0  # requests a second per key (0: no limit)
+    burst_per_key: int = 200
+    cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
+    command_wait_s: float = 5.0
+
+
+def _asset(name: str) -> Path:
+    return Path(str(resources.files("tradepilot.api") / "dashboard" / name))
+
+
+def _plotly_js() -> Path:
+    return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+
+
+def create_app(
+    view: SessionView,
+    keys: KeyStore,
+    control: Control | None = None,
+    settings: ServiceSettings | None = None,
+) -> FastAPI:
+    settings = settings or ServiceSettings()
+    auth = Authenticator(keys, RateLimiter(settings.rate_per_key, settings.burst_per_key))
+    app = FastAPI(
+        title="tradepilot",
+        version="1",
+        description=(
+            "A tradepilot session: orders, fills, positions, balances, equity, performance, "
+            "execution quality, risk, and operator actions. Money is in decimal strings, "
+            "times in ns since the epoch (UTC). Every endpoint needs an API key "
+            "(`Authorization: Bearer <key>`) with the scope it names: read, trade or admin."
+        ),
+    )
+    problems.install(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+        )
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    app.include_router(build_router(view, auth, control, settings.command_wait_s))
+    app.include_router(build_ws_router(view, auth))
+    registry = registry_for(view)
+
+    @app.get("/metrics", dependencies=[Depends(auth.require("read"))], tags=["service"])
+    def metrics() -> Response:
+        """Prometheus metrics of the session."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the service answers (no session data, no key needed)."""
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(_asset("index.html"), media_type="text/html")
+
+    @app.get("/dashboard/{name}", include_in_schema=False)
+    def asset(name: str) -> FileResponse:
+        if name == "plotly.min.js":
+            return FileResponse(_plotly_js(), media_type="text/javascript")
+        if name not in _ASSETS:
+            raise HTTPException(404, f"no asset {name!r}")
+        return FileResponse(_asset(name), media_type=_ASSETS[name])
+
+    return app
