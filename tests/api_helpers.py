@@ -7,14 +7,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tradepilot.app.build import RunSpec
-from tradepilot.app.session import run_backtest
-
 from tradepilot.api.app import ServiceSettings, create_app
 from tradepilot.api.keys import KeyStore
 from tradepilot.api.routes import Control
 from tradepilot.api.server import ServiceThread
 from tradepilot.api.source import SessionView
+from tradepilot.app.build import RunSpec
+from tradepilot.app.session import run_backtest
 
 
 @dataclass

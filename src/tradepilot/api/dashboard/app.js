@@ -45,7 +45,8 @@ async function refresh() {
     api("/api/v1/risk?denials=20"),
   ]);
   const session = status.session || {};
-  $("session").textContent = `${session.mode || "?"} · ${status.source}` + (status.running ? " · running" : " · stopped");
+  $("session").textContent = `${session.mode || "?"} · ${status.source.split(/[\\/]/).pop()}` + (status.running ? " · running" : " · stopped");
+  $("session").title = status.source;
   const state = (status.trading_state && status.trading_state.state) || "ACTIVE";
   $("state").textContent = state;
   $("state").className = "badge " + state;
@@ -84,8 +85,8 @@ function drawEquity(pts, fraction) {
   const layout = {
     margin: { l: 60, r: 50, t: 10, b: 30 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { color: "#8b96a5" }, showlegend: false,
-    xaxis: { gridcolor: "#26313d" }, yaxis: { gridcolor: "#26313d", domain: [0.3, 1] },
-    yaxis2: { gridcolor: "#26313d", domain: [0, 0.25] },
+    xaxis: { gridcolor: "#26313d", anchor: "y2" }, yaxis: { gridcolor: "#26313d", domain: [0.32, 1], title: { text: "equity" } },
+    yaxis2: { gridcolor: "#26313d", domain: [0, 0.26], ticksuffix: fraction ? " %" : "", title: { text: "drawdown" } },
   };
   Plotly.react("equity-chart", data, layout, { displayModeBar: false, responsive: true });
 }
