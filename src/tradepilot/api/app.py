@@ -79,7 +79,12 @@ def create_app(
     app.include_router(build_ws_router(view, auth))
     registry = registry_for(view)
 
-    @app.get("/metrics", dependencies=[Depends(auth.require("read"))], tags=["service"])
+    @app.get(
+        "/metrics",
+        dependencies=[Depends(auth.require("read"))],
+        tags=["service"],
+        responses=problems.problem_responses(401, 403, 429),
+    )
     def metrics() -> Response:
         """Prometheus metrics of the session."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

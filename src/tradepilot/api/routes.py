@@ -20,11 +20,13 @@ from tradepilot.api.models import (
     Position,
     Status,
 )
+from tradepilot.api.problems import problem_responses
 from tradepilot.api.source import SessionView
 from tradepilot.core.time import NS_PER_HOUR, NS_PER_MINUTE
 from tradepilot.model.enums import OrderStatus
 
 MAX_LIMIT = 1000
+MAX_SEQ = 2**62  # beyond any journal, inside SQLite and PostgreSQL integers
 OPERATOR_ACTIONS = ("halt", "reduce-only", "resume", "reset-breaker", "flatten")
 
 
@@ -63,7 +65,7 @@ def build_router(
 ) -> APIRouter:
     read = [Depends(auth.require("read"))]
     admin = [Depends(auth.require("admin"))]
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix="/api/v1", responses=problem_responses(401, 403, 422, 429))
 
     @api.get("/status", response_model=Status, dependencies=read, tags=["session"])
     def status() -> Status:
@@ -115,7 +117,13 @@ def build_router(
         )
         return _page(items, offset, limit)
 
-    @api.get("/orders/{client_order_id}", response_model=Order, dependencies=read, tags=["orders"])
+    @api.get(
+        "/orders/{client_order_id}",
+        response_model=Order,
+        dependencies=read,
+        tags=["orders"],
+        responses=problem_responses(404),
+    )
     def order(client_order_id: str) -> dict[str, Any]:
         """One order by its client order id (or its venue order id)."""
         found = view.queries.order(client_order_id)
@@ -227,7 +235,7 @@ def build_router(
 
     @api.get("/events", response_model=Page, dependencies=read, tags=["session"])
     def events(
-        after_seq: Annotated[int, Query(ge=0)] = 0,
+        after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
         kinds: Annotated[str | None, Query(description="Comma-separated event kinds.")] = None,
         limit: Limit = 100,
     ) -> Page:
@@ -238,7 +246,11 @@ def build_router(
         return Page(items=items, offset=after_seq, limit=limit, total=len(items), next_offset=nxt)
 
     @api.post(
-        "/operator/{action}", response_model=OperatorOutcome, dependencies=admin, tags=["operator"]
+        "/operator/{action}",
+        response_model=OperatorOutcome,
+        dependencies=admin,
+        tags=["operator"],
+        responses=problem_responses(404, 409),
     )
     def operator(action: str, body: OperatorRequest | None = None) -> OperatorOutcome:
         """Halt, reduce-only, resume, reset the circuit breaker, or flatten (emergency stop).

@@ -45,7 +45,7 @@ def build_ws_router(view: SessionView, auth: Authenticator) -> APIRouter:
             return
         try:
             after = int(params.get("after_seq", "0"))
-            if after < 0:
+            if not 0 <= after <= 2**62:
                 raise ValueError
         except ValueError:
             await websocket.close(code=4422, reason="after_seq must be a non-negative integer")
