@@ -161,7 +161,7 @@ def scenario(name: str, n_signals: int) -> dict[str, object]:
         )
     warmup = 24 * 60 + 5
     strat = Timed(config, warmup, n_signals)
-    engine = Engine(
+    engine = Engine.simulated(
         [inst],
         [strat],
         EngineConfig(

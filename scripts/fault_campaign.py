@@ -135,7 +135,7 @@ def episode(series: BarSeries, inst: Instrument, seed: int, bars: int, rate: flo
     journal = MemoryJournal()
     algos = AlgoEngine()
     trader = RandomTrader(algos, inst, rng)
-    engine = Engine([inst], [algos, trader], config, journal=journal)
+    engine = Engine.simulated([inst], [algos, trader], config, journal=journal)
     faults = FaultConfig.everything(rate)
     link = FaultyLink(engine.venue, engine.clock, engine.schedule, engine.deliver, faults, seed)
     engine.use_link(link)

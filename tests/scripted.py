@@ -60,4 +60,4 @@ def engine_with(
 ) -> tuple[Engine, Script, MemoryJournal]:
     journal = MemoryJournal()
     strat = Script(actions)
-    return Engine([INST], [strat], config, journal=journal), strat, journal
+    return Engine.simulated([INST], [strat], config, journal=journal), strat, journal

@@ -179,7 +179,7 @@ def run(
         account_type=account_type,
         **config,
     )
-    engine = Engine([inst], strats, cfg, journal=MemoryJournal())
+    engine = Engine.simulated([inst], strats, cfg, journal=MemoryJournal())
     engine.run(data)
     if check:
         check_invariants(engine)

@@ -231,7 +231,9 @@ def run(
     algos = AlgoEngine(**algo_kwargs)
     driver = Driver(algos, inst.id, actions)
     cfg = EngineConfig(starting_balances=balances or BALANCES)
-    engine = Engine([inst], [algos, driver], cfg, journal=MemoryJournal(), risk_rules=risk_rules)
+    engine = Engine.simulated(
+        [inst], [algos, driver], cfg, journal=MemoryJournal(), risk_rules=risk_rules
+    )
     probe = InvariantProbe(engine, algos)
     engine.run(data)
     result = Run(engine, algos, driver, probe)
@@ -518,7 +520,7 @@ def test_cancel_waits_for_the_venue_with_latency(bundled_bars: list[Bar]) -> Non
         algos, inst.id, [submit(0, BUY, "2", "twap", params), (2 * MIN, cancel_and_look)]
     )
     cfg = EngineConfig(starting_balances=BALANCES, latency_ns=30 * SEC)
-    engine = Engine([inst], [algos, driver], cfg, journal=MemoryJournal())
+    engine = Engine.simulated([inst], [algos, driver], cfg, journal=MemoryJournal())
     InvariantProbe(engine, algos)
     engine.run(bundled_bars[:8])
     assert algos_box[0].status is ParentStatus.FINISHING  # cancels sent, not yet confirmed
@@ -1076,7 +1078,7 @@ def test_auto_without_any_market_data_yet(bundled_bars: list[Bar]) -> None:
     early = Early(algos)
     journal = MemoryJournal()
     cfg = EngineConfig(starting_balances=BALANCES)
-    engine = Engine([BARS_INST], [algos, early], cfg, journal=journal)
+    engine = Engine.simulated([BARS_INST], [algos, early], cfg, journal=journal)
     engine.run(bundled_bars[:8])
     view = algos.parent(early.pid)
     assert view.status is ParentStatus.DONE and view.arrival_px is None
@@ -1156,7 +1158,9 @@ def test_flatten_cancels_working_parents_before_closing_positions() -> None:
             elif self.n == 10:
                 self.engine.stop("operator", flatten=True)
 
-    engine = Engine([inst], [algos, Driver()], EngineConfig(starting_balances={"USDT": "10000000"}))
+    engine = Engine.simulated(
+        [inst], [algos, Driver()], EngineConfig(starting_balances={"USDT": "10000000"})
+    )
     engine.run(ds.load_bars(inst.id).between(None, None))
     view = algos.parent(pid[0])
     assert view.status is ParentStatus.CANCELLED and view.working_qty == 0

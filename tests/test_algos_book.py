@@ -129,7 +129,7 @@ def test_cancel_with_latency_leaves_no_working_child_on_the_book(
     cfg = EngineConfig(
         starting_balances={"USDT": "10000000"}, latency_ns=50_000_000, latency_jitter_ns=20_000_000
     )
-    engine = Engine([INST], [algos, driver], cfg, journal=MemoryJournal())
+    engine = Engine.simulated([INST], [algos, driver], cfg, journal=MemoryJournal())
     InvariantProbe(engine, algos)
     engine.run(first_minutes(session, 3))
     view = algos.parent(driver.pids[0])

@@ -163,7 +163,7 @@ def _bar(i: int, px: str = "100") -> Bar:
 def test_bad_orders_are_denied_with_reasons_and_change_nothing() -> None:
     strat = Scripted(BAD_ORDERS)
     journal = MemoryJournal()
-    engine = Engine([INST], [strat], journal=journal)
+    engine = Engine.simulated([INST], [strat], journal=journal)
     engine.run([_bar(i) for i in range(3)])
     assert strat.results == [OrderStatus.DENIED] * len(BAD_ORDERS)
     denials = [e for e in journal.events() if isinstance(e, OrderDenied)]
@@ -178,7 +178,7 @@ def test_bad_orders_are_denied_with_reasons_and_change_nothing() -> None:
 def test_insufficient_balance_is_rejected_by_the_venue_with_a_reason() -> None:
     strat = Scripted([{"instrument_id": INST.id, "side": OrderSide.BUY, "quantity": "5000"}])
     journal = MemoryJournal()
-    engine = Engine([INST], [strat], journal=journal)
+    engine = Engine.simulated([INST], [strat], journal=journal)
     engine.run([_bar(i) for i in range(3)])
     order = next(iter(engine.orders.orders.values()))
     assert order.status is OrderStatus.REJECTED
@@ -194,7 +194,7 @@ def test_out_of_order_data_is_rejected_without_touching_state() -> None:
         def on_bar(self, bar: Bar) -> None:
             seen.append(bar.ts)
 
-    engine = Engine([INST], [Watcher()], journal=journal)
+    engine = Engine.simulated([INST], [Watcher()], journal=journal)
     bars = [_bar(0), _bar(2), _bar(1, "1"), _bar(3)]
     engine.run(bars)
     assert seen == [bars[0].ts, bars[1].ts, bars[3].ts]

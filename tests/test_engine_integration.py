@@ -34,7 +34,7 @@ def test_w1_on_real_candles_matches_the_reference() -> None:
     path = SHARED / "data" / "candles" / "binance_spot_btcusdt_1m_20210420_20210520.csv.gz"
     bars = load_bars(path, inst.id)
     assert len(bars) == 42_915
-    engine = Engine([inst], [EmaCross(EmaCrossParams(inst.id, 10, 30))])
+    engine = Engine.simulated([inst], [EmaCross(EmaCrossParams(inst.id, 10, 30))])
     engine.run(bars)
     assert len(engine.orders.orders) == 1_634
     assert engine.portfolio.fill_count == 1_634
@@ -86,7 +86,7 @@ def test_journal_replay_rebuilds_orders_and_positions() -> None:
     ds = bundled()[0]
     inst = ds.instrument()
     journal = MemoryJournal()
-    engine = Engine([inst], [EmaCross(EmaCrossParams(inst.id))], journal=journal)
+    engine = Engine.simulated([inst], [EmaCross(EmaCrossParams(inst.id))], journal=journal)
     engine.run(ds.load_bars(inst.id))
     orders: dict[str, Order] = {}
     position = Position(inst.id)

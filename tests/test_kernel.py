@@ -52,7 +52,7 @@ class Recorder(Strategy):
 
 def test_timers_fire_in_time_order_between_bars_and_can_be_cancelled() -> None:
     strat = Recorder()
-    Engine([INST], [strat]).run(bars(30))
+    Engine.simulated([INST], [strat]).run(bars(30))
     timers = [ts for name, ts in strat.log if name == "every-5m"]
     start = T0 + NS_PER_MINUTE  # the clock when the strategy started (first bar's close)
     assert timers == [start + k * 5 * NS_PER_MINUTE for k in range(1, 4)]
@@ -62,7 +62,7 @@ def test_timers_fire_in_time_order_between_bars_and_can_be_cancelled() -> None:
 
 def test_a_bar_order_fills_on_the_next_bar_and_the_strategy_hears_after_the_portfolio() -> None:
     strat = Recorder()
-    engine = Engine([INST], [strat])
+    engine = Engine.simulated([INST], [strat])
     seen: list[int] = []
     engine.bus.subscribe(OrderFilled, lambda f: seen.append(engine.portfolio.position_qty(INST.id)))
     engine.run(bars(3))
@@ -74,7 +74,7 @@ def test_a_bar_order_fills_on_the_next_bar_and_the_strategy_hears_after_the_port
 def test_operator_commands_run_between_items_and_are_journaled() -> None:
     journal = MemoryJournal()
     strat = Recorder()
-    engine = Engine([INST], [strat], journal=journal)
+    engine = Engine.simulated([INST], [strat], journal=journal)
     engine.command(lambda: engine.stop("operator"))
     engine.run(bars(10))
     assert [name for name, _ in strat.log].count("bar") == 1

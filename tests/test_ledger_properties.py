@@ -280,7 +280,7 @@ def run_scenario(sc: Scenario) -> tuple[Engine, RandomFlow]:
         latency_jitter_ns=sc.latency_ns // 2,
         seed=7,
     )
-    engine = Engine([inst], [strat], cfg, journal=MemoryJournal())
+    engine = Engine.simulated([inst], [strat], cfg, journal=MemoryJournal())
     engine.run(sc.data)
     return engine, strat
 

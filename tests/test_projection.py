@@ -228,7 +228,7 @@ def run_scenario(
     inst = instrument()
     balances = {"USDT": "250000", "BTC": "2"}
     memory = MemoryJournal()
-    engine = Engine(
+    engine = Engine.simulated(
         [inst],
         [Busy("busy", seed), Busy("other", seed + 1, parents=False)],
         EngineConfig(

@@ -208,7 +208,7 @@ def run_rebalancer(model: Any, start: int, minutes: int, **cfg: Any) -> tuple[En
         cycle_ns=5 * MIN,
         calendar=AlwaysOpen(),
     )
-    engine = Engine(
+    engine = Engine.simulated(
         [A, B],
         [strat],
         EngineConfig(starting_balances={"USD": "10000"}, base_currency="USD"),
@@ -294,7 +294,9 @@ def test_cycles_run_on_aligned_boundaries_in_market_hours_without_bursts() -> No
     assert next_cycle(ns("2013-10-04T17:00:00"), 5 * MIN, cal) == ns("2013-10-07T09:30:00")
 
     fired: list[int] = []
-    engine = Engine([A], [], EngineConfig(starting_balances={"USD": "1"}, base_currency="USD"))
+    engine = Engine.simulated(
+        [A], [], EngineConfig(starting_balances={"USD": "1"}, base_currency="USD")
+    )
     start = ns("2013-10-07T15:40:00")
     engine.clock.ts = start
     schedule_cycles(engine, 5 * MIN, cal, fired.append)

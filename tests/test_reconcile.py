@@ -173,7 +173,7 @@ def test_an_order_still_in_flight_is_left_alone() -> None:
             ),
         }
     )
-    engine = Engine([INST], [strat], EngineConfig(latency_ns=2 * MIN))
+    engine = Engine.simulated([INST], [strat], EngineConfig(latency_ns=2 * MIN))
     engine.run(BARS[:1])
     order = strat.placed[0]
     assert order.status is OrderStatus.SUBMITTED

@@ -214,7 +214,7 @@ def make_engine(
     account_type: AccountType = AccountType.CASH,
 ) -> tuple[Engine, MemoryJournal]:
     journal = MemoryJournal()
-    engine = Engine(
+    engine = Engine.simulated(
         list(instruments),
         [strategy],
         EngineConfig(

@@ -104,7 +104,7 @@ def open_config(**sizing: Any) -> PipelineConfig:
 def run(
     closes: list[float], strategy: SignalStrategy, balances: dict[str, str] | None = None
 ) -> Engine:
-    engine = Engine(
+    engine = Engine.simulated(
         [instrument()],
         [strategy],
         EngineConfig(

@@ -133,7 +133,7 @@ class Scripted(SignalStrategy):
 def run(closes: list[float], config: PipelineConfig, script: dict[int, Any]) -> Engine:
     inst = Instrument.create("BTCUSDT", "SIM", "BTC", "USDT", "0.01", "0.001")
     strat = Scripted(config, script)
-    engine = Engine(
+    engine = Engine.simulated(
         [inst],
         [strat],
         EngineConfig(starting_balances={"USDT": "100000"}, base_currency="USDT"),

@@ -151,7 +151,7 @@ def run_momentum(data: list[Bar], config: PipelineConfig) -> SignalStrategy:
         cycle_ns=5 * MIN,
         primary_instrument=IID,
     )
-    engine = Engine(
+    engine = Engine.simulated(
         [inst],
         [strat],
         EngineConfig(starting_balances={"USDT": "100000"}, base_currency="USDT"),

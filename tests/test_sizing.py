@@ -309,7 +309,7 @@ def test_three_strategies_each_size_within_their_allocation() -> None:
                 self.pipeline.handle(Signal(instrument_id=IID, action=SignalAction.BUY))
 
     strategies = [Buyer(sid, config, allocator=alloc) for sid in "abc"]
-    engine = Engine(
+    engine = Engine.simulated(
         [instrument],
         strategies,
         EngineConfig(starting_balances={"USDT": "100000"}, base_currency="USDT"),

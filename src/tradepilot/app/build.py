@@ -141,7 +141,7 @@ def build_spec_run(
         seed=spec.seed,
         mode=mode,
     )
-    engine = Engine([inst], [strategy], config, journal=journal or NullJournal())
+    engine = Engine.simulated([inst], [strategy], config, journal=journal or NullJournal())
     return BuiltRun(
         f"{spec.strategy} on {ds.name}", [inst], [series], engine, [strategy], None, first, ds
     )
@@ -292,5 +292,5 @@ def build_config_run(
                 ids[0] if ids else None,
             )
         )
-    engine = Engine(instruments, strategies, engine_cfg, journal=journal)
+    engine = Engine.simulated(instruments, strategies, engine_cfg, journal=journal)
     return BuiltRun(config.name, instruments, list(series), engine, strategies, calendar, begin)

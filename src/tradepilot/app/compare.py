@@ -348,7 +348,7 @@ def compare_engine(
     algos = AlgoEngine()
     start_ts = session.snapshot.ts + spec.start_offset_ns
     driver = _Driver(algos, instrument.id, spec.side, spec.quantity, algorithm, params, start_ts)
-    engine = Engine([instrument], [algos, driver], config, journal=journal)
+    engine = Engine.simulated([instrument], [algos, driver], config, journal=journal)
     return engine, spec.config_json(algorithm, instrument, fixed.to_str(capital))
 
 

@@ -59,6 +59,7 @@ from tradepilot.risk.config import RiskConfig, build_rules
 from tradepilot.risk.engine import RiskEngine, RiskRule, TradingState
 from tradepilot.risk.view import EngineRiskView
 from tradepilot.strategy.base import Strategy
+from tradepilot.venues.base import Venue
 from tradepilot.venues.errors import failure_outcome
 from tradepilot.venues.sim.models import FillModel, LatencyModel
 from tradepilot.venues.sim.venue import SimulatedVenue
@@ -95,17 +96,22 @@ class EngineConfig:
 
 
 class Engine:
+    """The kernel. It is given its venue and its clock; :meth:`simulated` builds both for a
+    backtest or a paper session from an :class:`EngineConfig`."""
+
     def __init__(
         self,
         instruments: Sequence[Instrument],
         strategies: Sequence[Strategy],
+        *,
+        venue: Venue,
+        clock: SimClock,
         config: EngineConfig | None = None,
         journal: Journal | None = None,
         risk_rules: Sequence[RiskRule] = (),
-        clock: SimClock | None = None,
     ) -> None:
         self.config = cfg = config or EngineConfig()
-        self.clock = clock or SimClock()
+        self.clock = clock
         self.bus = MessageBus()
         self.journal: Journal = journal or NullJournal()
         self.instruments = {i.id: i for i in instruments}
@@ -113,16 +119,10 @@ class Engine:
         self._events: deque[Event] = deque()
         self._heap: list[tuple[int, int, Callable[[], None]]] = []
         self._heap_seq = 0
-        self.venue = SimulatedVenue(
-            cfg.venue,
-            list(instruments),
-            Account(cfg.base_currency, dict(balances), cfg.account_type),
-            self.clock,
-            self.schedule,
-            self._events.append,
-            cfg.fill_model,
-            LatencyModel(cfg.latency_ns, cfg.latency_jitter_ns, cfg.seed),
-        )
+        self.venue = venue
+        venue.connect(self._events.append, self.schedule)
+        for iid in self.instruments:
+            venue.subscribe(iid)
         self.orders: OrderManager
         self.portfolio = Portfolio(
             Account(cfg.base_currency, dict(balances), cfg.account_type),
@@ -149,6 +149,7 @@ class Engine:
             schedule=self.schedule,
             status_source=self.venue,
             in_flight_ns=cfg.in_flight_window(),
+            capabilities=venue.capabilities,
         )
         self.strategies = list(strategies)
         self._timers: dict[tuple[str, str], int] = {}
@@ -168,6 +169,39 @@ class Engine:
             strat.attach(self)
             self.bus.subscribe(OrderFilled, self._fill_router(strat))
             self.bus.subscribe(Event, self._event_router(strat))
+
+    @classmethod
+    def simulated(
+        cls,
+        instruments: Sequence[Instrument],
+        strategies: Sequence[Strategy],
+        config: EngineConfig | None = None,
+        journal: Journal | None = None,
+        risk_rules: Sequence[RiskRule] = (),
+        clock: SimClock | None = None,
+    ) -> Engine:
+        """An engine on a :class:`SimulatedVenue` (backtest, paper), set up from ``config``:
+        the venue's name, fill model, latency and seed, and the account it starts with."""
+        cfg = config or EngineConfig()
+        clock = clock or SimClock()
+        balances = {ccy: fixed.to_raw(v) for ccy, v in cfg.starting_balances.items()}
+        venue = SimulatedVenue(
+            cfg.venue,
+            list(instruments),
+            Account(cfg.base_currency, balances, cfg.account_type),
+            clock,
+            cfg.fill_model,
+            LatencyModel(cfg.latency_ns, cfg.latency_jitter_ns, cfg.seed),
+        )
+        return cls(
+            instruments,
+            strategies,
+            venue=venue,
+            clock=clock,
+            config=cfg,
+            journal=journal,
+            risk_rules=risk_rules,
+        )
 
     # -- scheduling ----------------------------------------------------------------------------
     def schedule(self, ts: int, fn: Callable[[], None]) -> None:
@@ -246,7 +280,7 @@ class Engine:
         """
         self.orders.venue = link
         self.orders.reports.source = link
-        self.venue._downstream = link.on_report
+        self.venue.connect(link.on_report, self.schedule)
 
     # -- restart ------------------------------------------------------------------------------
     def restore_state(self, state: StateProjection) -> None:
@@ -429,7 +463,7 @@ class Engine:
                 venue.on_book(item)
                 if events:
                     self._drain()
-                px = venue.last_px.get(item.instrument_id)
+                px = venue.reference_price(item.instrument_id)
                 if px is not None:
                     portfolio.mark(item.instrument_id, px)
                 for handler in book_handlers:

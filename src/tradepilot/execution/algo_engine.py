@@ -6,7 +6,7 @@ and the engine works the parent with the named algorithm (see
 :mod:`tradepilot.execution.algos` and ``docs/algorithms.md``)::
 
     algos = AlgoEngine()
-    engine = Engine([inst], [algos, my_strategy], config)  # algos first: see attach()
+    engine = Engine.simulated([inst], [algos, my_strategy], config)  # algos first: see attach()
     # in my_strategy.on_bar:
     pid = algos.submit_parent("BTCUSDT.SIM", OrderSide.BUY, "2", "twap", {"duration": "5m"})
 

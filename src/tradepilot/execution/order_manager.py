@@ -45,6 +45,7 @@ from tradepilot.model.events import (
 from tradepilot.model.order import Order
 from tradepilot.risk.engine import RiskEngine
 from tradepilot.risk.modify import check_modify, modified_order
+from tradepilot.venues.base import VenueCapabilities
 from tradepilot.venues.errors import RateLimited, failure_outcome
 
 Scheduler = Callable[[int, Callable[[], None]], None]
@@ -55,6 +56,8 @@ DUPLICATE_ID = "DUPLICATE_CLIENT_ORDER_ID"
 
 
 class Venue(Protocol):
+    """The commands the order manager sends (a venue, or a link in front of one)."""
+
     def submit(self, order: Order) -> None: ...
 
     def cancel(self, client_order_id: str) -> None: ...
@@ -75,6 +78,7 @@ class OrderManager:
         schedule: Scheduler | None = None,
         status_source: StatusSource | None = None,
         in_flight_ns: int = DEFAULT_IN_FLIGHT_NS,
+        capabilities: VenueCapabilities | None = None,
     ) -> None:
         self.clock = clock
         self.bus = bus
@@ -83,6 +87,7 @@ class OrderManager:
         self._record = record
         self._schedule = schedule
         self.in_flight_ns = in_flight_ns
+        self.capabilities = capabilities or VenueCapabilities()
         self.orders: dict[str, Order] = {}
         self._open: dict[str, Order] = {}
         self._seq: dict[str, int] = {}
@@ -125,6 +130,10 @@ class OrderManager:
         denial = self.risk.check(order)
         if denial is not None:
             self._deny(order, denial.code, denial.reason)
+            return order
+        unsupported = self.capabilities.refusal(order)
+        if unsupported is not None:
+            self._deny(order, "VENUE_UNSUPPORTED", unsupported)
             return order
         self.apply(order, OrderSubmitted(init.ts, order.client_order_id))
         self._send_submit(order)
@@ -198,6 +207,10 @@ class OrderManager:
             OrderStatus.PARTIALLY_FILLED,
         ):
             why = "order is not open" if order is None else f"order is {order.status.value}"
+            self.bus.publish(OrderModifyRejected(now, client_order_id, why))
+            return
+        if not self.capabilities.modify:
+            why = "the venue does not support modifying an order"
             self.bus.publish(OrderModifyRejected(now, client_order_id, why))
             return
         denial = check_modify(self.risk, modified_order(order, now, quantity, price, trigger_price))

@@ -37,7 +37,7 @@ from tradepilot.model.events import (
     OrderUpdated,
 )
 from tradepilot.model.order import Order
-from tradepilot.venues.base import VenueOrderReport
+from tradepilot.venues.base import VenueOrderReport, VenueQueries
 from tradepilot.venues.errors import failure_outcome
 
 if TYPE_CHECKING:
@@ -47,21 +47,11 @@ S = OrderStatus
 _NOT_AT_VENUE = (S.INITIALIZED, S.DENIED, S.REJECTED)
 
 
-class StatusSource(Protocol):
-    """The venue's answers to status queries (and to reconciliation's)."""
-
-    def order_report(self, client_order_id: str) -> VenueOrderReport | None: ...
-
-    def open_orders(self) -> list[VenueOrderReport]: ...
-
-    def fills_since(self, index: int = 0) -> list[OrderFilled]: ...
-
-    def balances(self) -> dict[str, int]: ...
-
-    def position_quantities(self) -> dict[str, int]: ...
+#: The venue's answers to status queries (and to reconciliation's).
+StatusSource = VenueQueries
 
 
-class VenueLink(StatusSource, Protocol):
+class VenueLink(VenueQueries, Protocol):
     """Something between the order manager and a venue: it takes requests and queries
     and passes the venue's reports on (``on_report``)."""
 

@@ -89,7 +89,7 @@ class ProjectingJournal(ClosingContext):
     """A journal that also folds each appended event into ``projection``.
 
     Give it to the engine instead of the journal itself
-    (``Engine(..., journal=ProjectingJournal(journal, projection, snapshotter))``):
+    (``Engine.simulated(..., journal=ProjectingJournal(journal, projection, snapshotter))``):
     every ``append`` goes to ``journal``, is applied to the projection at the seq the
     journal gave it, and then ``snapshotter`` (if any) is offered the projection.
     """

@@ -47,6 +47,20 @@ class OrderIntake(VenueState):
     ) -> None:
         self._send(lambda: self._modify(client_order_id, quantity, price, trigger))
 
+    def cancel_all(self, instrument_id: str | None = None) -> None:
+        """Cancel every order working at the venue when the request arrives."""
+        self._send(lambda: self._cancel_all(instrument_id))
+
+    def _cancel_all(self, instrument_id: str | None) -> None:
+        lists = (
+            self._working.values()
+            if instrument_id is None
+            else [self._working.get(instrument_id, [])]
+        )
+        now = self.clock.now()
+        for w in [w for ws in lists for w in ws]:
+            self._close(w, OrderCanceled(now, w.cid, "cancelled (cancel all)"))
+
     # -- arrival --------------------------------------------------------------------
     def _arrive(self, pending: PendingOrder) -> None:
         order = pending.order

@@ -28,11 +28,9 @@ from tradepilot.model.events import (
 )
 from tradepilot.model.instrument import Instrument
 from tradepilot.model.position import Position
+from tradepilot.venues.base import Emit, Scheduler, VenueCapabilities
 from tradepilot.venues.sim.models import FillModel, LatencyModel
 from tradepilot.venues.sim.working import WorkingOrder
-
-Scheduler = Callable[[int, Callable[[], None]], None]
-Emit = Callable[[Event], None]
 
 _LIMIT = OrderType.LIMIT
 _STOP_LIMIT = OrderType.STOP_LIMIT
@@ -54,17 +52,16 @@ class VenueState:
         instruments: list[Instrument],
         account: Account,
         clock: Clock,
-        schedule: Scheduler,
-        emit: Emit,
         fill_model: FillModel | None = None,
         latency: LatencyModel | None = None,
     ) -> None:
         self.name = name
+        self.capabilities = VenueCapabilities()
         self.instruments = {i.id: i for i in instruments}
         self.account = account
         self.clock = clock
-        self._schedule = schedule
-        self._downstream = emit
+        self._schedule: Scheduler = _not_connected
+        self._downstream: Emit = _not_connected
         self._emit = self._record
         # what the venue itself remembers, for reconciliation after a restart
         self.trade_log: list[OrderFilled] = []
@@ -85,6 +82,11 @@ class VenueState:
         self._last_arrival = 0
         # L2 liquidity our own fills took, per (side of book, price), until the level updates
         self._taken: dict[str, dict[tuple[int, int], int]] = {}
+
+    def connect(self, emit: Emit, schedule: Scheduler) -> None:
+        """Deliver reports to ``emit``; messages arrive through ``schedule`` after latency."""
+        self._downstream = emit
+        self._schedule = schedule
 
     # -- commands (called by the order manager) ------------------------------------
     def _send(self, deliver: Callable[[], None]) -> None:
@@ -273,3 +275,7 @@ class VenueState:
     def _arrive_on_book(self, w: WorkingOrder, book: OrderBook, marketable: bool) -> None:
         """An order arriving on an instrument with a book (the book model implements it)."""
         raise NotImplementedError
+
+
+def _not_connected(*_: object) -> None:
+    raise RuntimeError("the venue is not connected: call connect(emit, schedule) first")

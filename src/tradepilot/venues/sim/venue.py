@@ -29,18 +29,32 @@ from __future__ import annotations
 
 from tradepilot.model.data import QuoteTick, TradeTick
 from tradepilot.model.events import OrderFilled
-from tradepilot.venues.base import VenueOrderReport
+from tradepilot.venues.base import Emit, Scheduler, VenueOrderReport
 from tradepilot.venues.sim.bar_matching import BarMatching
 from tradepilot.venues.sim.book_matching import BookMatching
 from tradepilot.venues.sim.intake import OrderIntake
-from tradepilot.venues.sim.state import Emit, Scheduler
 from tradepilot.venues.sim.tick_matching import TradeMatching
 
 __all__ = ["Emit", "Scheduler", "SimulatedVenue", "VenueOrderReport"]
 
 
 class SimulatedVenue(OrderIntake, BarMatching, TradeMatching, BookMatching):
-    """A deterministic exchange simulator for one account."""
+    """A deterministic exchange simulator for one account; implements ``venues.base.Venue``.
+
+    Its market data is the session's own: the kernel hands every item to it before
+    the strategies see it, so :meth:`subscribe` only records the wish.
+    """
+
+    _subscribed: frozenset[str] = frozenset()
+
+    def subscribe(self, instrument_id: str) -> None:
+        self._subscribed = self._subscribed | {instrument_id}
+
+    def subscriptions(self) -> frozenset[str]:
+        return self._subscribed
+
+    def reference_price(self, instrument_id: str) -> int | None:
+        return self.last_px.get(instrument_id)
 
     # -- queries (reconciliation and tests) -----------------------------------------
     def open_order_ids(self, instrument_id: str | None = None) -> list[str]:
