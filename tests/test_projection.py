@@ -320,10 +320,9 @@ def assert_matches_engine(proj: StateProjection, engine: Engine) -> None:
         pf.total_fees,
         pf.traded_notional,
     )
-    assert proj.id_counters == engine.orders._seq
-    for prefix in engine.orders._seq:
-        assert proj.next_client_order_id(prefix) == engine.orders.next_id(prefix)
-        engine.orders._seq[prefix] -= 1  # undo the peek
+    assert proj.id_counters == engine.orders.ids.orders
+    for prefix in engine.orders.ids.orders:
+        assert proj.next_client_order_id(prefix) == engine.orders.ids.peek_order_id(prefix)
     if all(o.price is not None or o.trigger_price is not None for o in proj.open_orders.values()):
         for ccy in pf.account.total:
             assert proj.locked(ccy) == pf.locked(ccy), ccy

@@ -1,17 +1,31 @@
-"""The end-of-run summary: counts, money, and performance, from an engine's state."""
+"""The end-of-run summary: counts, money, and performance, from a run's portfolio and orders."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from tradepilot.analytics.performance import ClosedTrade, performance_report, periods_per_year_for
-from tradepilot.engine.kernel import Engine
+from tradepilot.execution.order_manager import OrderManager
 from tradepilot.model import fixed
 from tradepilot.model.enums import OrderStatus
+from tradepilot.portfolio.portfolio import Portfolio
+
+
+class RunParts(Protocol):
+    """What a summary reads of a run (an ``Engine`` has them)."""
+
+    @property
+    def portfolio(self) -> Portfolio: ...
+
+    @property
+    def orders(self) -> OrderManager: ...
+
+    @property
+    def events_processed(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,7 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def closed_trades(engine: Engine) -> list[ClosedTrade]:
+def closed_trades(portfolio: Portfolio) -> list[ClosedTrade]:
     s = fixed.SCALE
     return [
         ClosedTrade(
@@ -64,13 +78,13 @@ def closed_trades(engine: Engine) -> list[ClosedTrade]:
             rt.mae / s,
             rt.mfe / s,
         )
-        for rt in engine.portfolio.round_trips
+        for rt in portfolio.round_trips
     ]
 
 
-def summarize(engine: Engine) -> RunSummary:
-    pf = engine.portfolio
-    orders = list(engine.orders.orders.values())
+def summarize(run: RunParts) -> RunSummary:
+    pf = run.portfolio
+    orders = list(run.orders.orders.values())
     counts = {status: 0 for status in OrderStatus}
     denials: dict[str, int] = {}
     for order in orders:
@@ -82,7 +96,7 @@ def summarize(engine: Engine) -> RunSummary:
     equity = np.asarray(pf.equity_values, dtype=np.float64) / fixed.SCALE
     start_eq = pf.equity_values[0] if pf.equity_values else pf.equity()
     end_eq = pf.equity()
-    trades = closed_trades(engine)
+    trades = closed_trades(pf)
     report = (
         performance_report(ts, equity, trades, periods_per_year_for(pf.sample_interval_ns))
         if len(ts)
@@ -91,7 +105,7 @@ def summarize(engine: Engine) -> RunSummary:
     return RunSummary(
         start=int(ts[0]) if len(ts) else 0,
         end=int(ts[-1]) if len(ts) else 0,
-        events=engine.events_processed,
+        events=run.events_processed,
         orders=len(orders),
         filled_orders=counts[OrderStatus.FILLED],
         canceled_orders=counts[OrderStatus.CANCELED] + counts[OrderStatus.EXPIRED],

@@ -26,6 +26,7 @@ from typing import Any
 
 from tradepilot.core.bus import MessageBus
 from tradepilot.core.clock import SimClock
+from tradepilot.execution.context import Component, TimerOwner
 from tradepilot.execution.order_manager import DEFAULT_IN_FLIGHT_NS, OrderManager
 from tradepilot.execution.reconciliation import (
     ReconcilableVenue,
@@ -58,7 +59,6 @@ from tradepilot.risk.circuit_breaker import CircuitBreaker
 from tradepilot.risk.config import RiskConfig, build_rules
 from tradepilot.risk.engine import RiskEngine, RiskRule, TradingState
 from tradepilot.risk.view import EngineRiskView
-from tradepilot.strategy.base import Strategy
 from tradepilot.venues.base import Venue
 from tradepilot.venues.errors import failure_outcome
 from tradepilot.venues.sim.models import FillModel, LatencyModel
@@ -102,7 +102,7 @@ class Engine:
     def __init__(
         self,
         instruments: Sequence[Instrument],
-        strategies: Sequence[Strategy],
+        strategies: Sequence[Component],
         *,
         venue: Venue,
         clock: SimClock,
@@ -174,7 +174,7 @@ class Engine:
     def simulated(
         cls,
         instruments: Sequence[Instrument],
-        strategies: Sequence[Strategy],
+        strategies: Sequence[Component],
         config: EngineConfig | None = None,
         journal: Journal | None = None,
         risk_rules: Sequence[RiskRule] = (),
@@ -208,8 +208,17 @@ class Engine:
         self._heap_seq += 1
         heapq.heappush(self._heap, (ts, self._heap_seq, fn))
 
+    # -- the trading context (what components are given) ----------------------------------
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    def trading_state(self) -> tuple[str, str]:
+        risk = self.risk
+        return str(risk.state), risk.state_reason
+
     def set_timer(
-        self, strategy: Strategy, name: str, interval_ns: int, start_ns: int | None = None
+        self, strategy: TimerOwner, name: str, interval_ns: int, start_ns: int | None = None
     ) -> None:
         if interval_ns <= 0:
             raise ValueError("timer interval must be positive")
@@ -226,7 +235,7 @@ class Engine:
 
         self.schedule(first, lambda: fire(first))
 
-    def cancel_timer(self, strategy: Strategy, name: str) -> None:
+    def cancel_timer(self, strategy: TimerOwner, name: str) -> None:
         key = (strategy.strategy_id, name)
         if key in self._timers:
             self._timers[key] += 1
@@ -293,22 +302,17 @@ class Engine:
         """
         seed = state.clone()  # the engine must not share objects with a projection in use
         om = self.orders
-        om.orders.update(seed.orders)
-        om._open.update(seed.open_orders)
-        for prefix, n in seed.id_counters.items():
-            om._seq[prefix] = max(om._seq.get(prefix, 0), n)
-        om.reports.trade_ids.update(f.trade_id for f in seed.fills)
-        pf = self.portfolio
-        pf.positions.update(seed.positions)
-        pf.account.total = dict(seed.account.total)
-        pf.fill_count = seed.fill_count
-        pf.total_fees = seed.total_fees
-        pf.traded_notional = seed.traded_notional
+        om.restore(seed.orders, seed.ids, (f.trade_id for f in seed.fills))
+        self.portfolio.restore(
+            seed.positions,
+            seed.account.total,
+            seed.fill_count,
+            seed.total_fees,
+            seed.traded_notional,
+        )
         if seed.trading_state is not None:
             ts = seed.trading_state
-            self.risk.state = TradingState(ts.state)
-            self.risk.state_reason = ts.reason
-            self.risk.state_until = ts.until_ns
+            self.risk.resume_state(TradingState(ts.state), ts.reason, ts.until_ns)
         for order in list(om.all_open()):
             if order.status in _AWAITING_ANSWER:
                 om.mark_unknown(order.client_order_id, "restart: no answer was journaled")
@@ -521,7 +525,7 @@ class Engine:
 
     def _handlers(self, name: str) -> list[Callable[[Any], None]]:
         """Bound callbacks of the strategies that override ``name`` (skips no-op calls)."""
-        base = getattr(Strategy, name)
+        base = getattr(Component, name)
         return [getattr(s, name) for s in self.strategies if getattr(type(s), name) is not base]
 
     def _run_due(self, ts: int) -> None:
@@ -549,7 +553,7 @@ class Engine:
 
     # -- event routing to strategies ------------------------------------------------------------
     @staticmethod
-    def _fill_router(strat: Strategy) -> Callable[[OrderFilled], None]:
+    def _fill_router(strat: Component) -> Callable[[OrderFilled], None]:
         sid = strat.strategy_id
 
         def route(fill: OrderFilled) -> None:
@@ -558,7 +562,7 @@ class Engine:
 
         return route
 
-    def _event_router(self, strat: Strategy) -> Callable[[Event], None]:
+    def _event_router(self, strat: Component) -> Callable[[Event], None]:
         orders = self.orders.orders
         sid = strat.strategy_id
 

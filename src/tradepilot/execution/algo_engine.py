@@ -1,6 +1,6 @@
 """The algorithm engine: parent orders worked as child orders by execution algorithms.
 
-:class:`AlgoEngine` is a :class:`~tradepilot.strategy.base.Strategy`. Add it to an
+:class:`AlgoEngine` is a :class:`~tradepilot.execution.context.Component`. Add it to an
 engine next to the strategies that use it; they call :meth:`AlgoEngine.submit_parent`
 and the engine works the parent with the named algorithm (see
 :mod:`tradepilot.execution.algos` and ``docs/algorithms.md``)::
@@ -12,7 +12,7 @@ and the engine works the parent with the named algorithm (see
 
 * Ids are deterministic: parents ``<strategy>-P<n>``, their children ``<parent>-c<n>``.
   Children carry ``parent_id`` and the parent's ``strategy_id`` (so the requesting
-  strategy sees their fills) and go through ``engine.orders.submit``: every child
+  strategy sees their fills) and go through the context's order gateway: every child
   passes the risk engine.
 * ``ParentOrderStarted``, ``ParentOrderProgress`` (after every child fill) and
   ``ParentOrderFinished`` are appended to the journal and published on the bus.
@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tradepilot.core.time import NS_PER_MINUTE
 from tradepilot.execution.algos import ALGORITHMS
@@ -50,6 +50,7 @@ from tradepilot.execution.algos.base import (
     coerce_params,
     params_to_json,
 )
+from tradepilot.execution.context import Component, TradingContext
 from tradepilot.execution.market_state import MarketState
 from tradepilot.execution.parent_context import ParentContext, ParentView
 from tradepilot.model import fixed
@@ -64,10 +65,6 @@ from tradepilot.model.events import (
 )
 from tradepilot.model.instrument import Instrument
 from tradepilot.model.order import Order
-from tradepilot.strategy.base import Strategy
-
-if TYPE_CHECKING:
-    from tradepilot.engine.kernel import Engine
 
 __all__ = [
     "URGENCIES",
@@ -82,7 +79,7 @@ Number = int | str | Decimal | float
 URGENCIES = ("low", "normal", "high")
 
 
-class AlgoEngine(Strategy):
+class AlgoEngine(Component):
     """Hosts parent orders and runs their execution algorithms."""
 
     strategy_id = "algo"
@@ -105,17 +102,16 @@ class AlgoEngine(Strategy):
         self._parents: dict[str, ParentContext] = {}
         self._working: dict[str, list[ParentContext]] = {}  # instrument -> working parents
         self._markets: dict[str, MarketState] = {}
-        self._seq: dict[str, int] = {}
         self._inbox: deque[tuple[ParentContext, Order, Event, bool]] = deque()
         self._busy = False
         self._timer_seq = 0  # every timer gets a new token: a stale callback never matches
 
-    def attach(self, engine: Engine) -> None:
+    def attach(self, context: TradingContext) -> None:
         """Subscribe to child events. Fills are booked before the strategies listed after
         this engine hear of them, so ``parent()`` already counts a fill in ``on_fill``."""
-        super().attach(engine)
-        engine.bus.subscribe(OrderFilled, self._on_bus)
-        engine.bus.subscribe(Event, self._on_other)
+        super().attach(context)
+        context.bus.subscribe(OrderFilled, self._on_bus)
+        context.bus.subscribe(Event, self._on_other)
 
     # -- public API ----------------------------------------------------------------------------
     def submit_parent(
@@ -135,7 +131,7 @@ class AlgoEngine(Strategy):
         dataclass, or a dict of its fields. Everything is validated first: a bad value
         raises ``ValueError`` and nothing is recorded or sent.
         """
-        engine = self.engine
+        engine = self.context
         inst = engine.instruments.get(instrument_id)
         if inst is None:
             raise ValueError(f"unknown instrument {instrument_id!r}")
@@ -150,16 +146,16 @@ class AlgoEngine(Strategy):
             )
         p = coerce_params(cls.params_type, params, algorithm)
         sid = strategy_id or self.strategy_id
-        n = self._seq.get(sid, 0) + 1
+        ids = engine.orders.ids
         market = self._market(instrument_id)
         ctx = ParentContext(
-            self, f"{sid}-P{n}", inst, order_side, qty, algorithm, urgency, sid, market
+            self, ids.peek_parent_id(sid), inst, order_side, qty, algorithm, urgency, sid, market
         )
         try:
             ctx.algorithm = cls(ctx, p)
         except ValueError as exc:
             raise ValueError(f"{algorithm}: {exc}") from None
-        self._seq[sid] = n
+        ids.next_parent_id(sid)  # taken only now: a refused parent uses no id
         self._parents[ctx.parent_id] = ctx
         self._working.setdefault(instrument_id, []).append(ctx)
         ref = market.reference_price()
@@ -245,7 +241,7 @@ class AlgoEngine(Strategy):
         return m
 
     def _record(self, event: Event) -> None:
-        engine = self.engine
+        engine = self.context
         engine.journal.append(event)
         engine.bus.publish(event)
 
@@ -305,7 +301,7 @@ class AlgoEngine(Strategy):
         cid = getattr(event, "client_order_id", None)
         if cid is None:
             return
-        order = self.engine.orders.orders.get(cid)
+        order = self.context.orders.orders.get(cid)
         if order is None or order.parent_id is None:
             return
         ctx = self._parents.get(order.parent_id)
@@ -337,7 +333,7 @@ class AlgoEngine(Strategy):
     def _set_timer(self, ctx: ParentContext, name: str, ts: int) -> None:
         self._timer_seq += 1
         token = ctx._timers[name] = self._timer_seq
-        engine = self.engine
+        engine = self.context
 
         def fire() -> None:
             if ctx._timers.get(name) != token:
@@ -369,7 +365,7 @@ class AlgoEngine(Strategy):
     def _finalize(self, ctx: ParentContext, state: ParentStatus, reason: str) -> None:
         ctx.status = state
         ctx.reason = reason
-        ctx.finished_ts = self.engine.clock.now()
+        ctx.finished_ts = self.context.clock.now()
         ctx._timers.clear()
         working = self._working.get(ctx.instrument.id)
         if working is not None and ctx in working:
@@ -387,7 +383,7 @@ class AlgoEngine(Strategy):
 
     def iter_children(self, parent_id: str) -> Iterator[Order]:
         """The child orders of a parent, in the order they were sent."""
-        orders = self.engine.orders.orders
+        orders = self.context.orders.orders
         for cid in self._parents[parent_id].children:
             order = orders.get(cid)
             if order is not None:

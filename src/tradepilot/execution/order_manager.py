@@ -17,7 +17,7 @@ in-flight window has passed.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from tradepilot.core.bus import MessageBus
@@ -42,6 +42,7 @@ from tradepilot.model.events import (
     OrderSubmitted,
     VenueRequestFailed,
 )
+from tradepilot.model.ids import IdRegistry
 from tradepilot.model.order import Order
 from tradepilot.risk.engine import RiskEngine
 from tradepilot.risk.modify import check_modify, modified_order
@@ -90,7 +91,7 @@ class OrderManager:
         self.capabilities = capabilities or VenueCapabilities()
         self.orders: dict[str, Order] = {}
         self._open: dict[str, Order] = {}
-        self._seq: dict[str, int] = {}
+        self.ids = IdRegistry()
         self._sent_at: dict[str, int] = {}
         self._unsent: set[str] = set()  # rate-limited submits waiting for their retry
         self._retrying: set[str] = set()  # rate-limited requests waiting for their retry
@@ -102,9 +103,20 @@ class OrderManager:
 
     # -- ids and queries ---------------------------------------------------------------
     def next_id(self, strategy_id: str) -> str:
-        n = self._seq.get(strategy_id, 0) + 1
-        self._seq[strategy_id] = n
-        return f"{strategy_id}-{n}"
+        return self.ids.next_order_id(strategy_id)
+
+    def restore(
+        self, orders: Mapping[str, Order], ids: IdRegistry, trade_ids: Iterable[str] = ()
+    ) -> None:
+        """Take over orders, id counters and booked trade ids from a restored state (a
+        restart). Open orders become open again here; ids continue after the highest
+        restored; a fill the journal already booked is recognised as a duplicate."""
+        for cid, order in orders.items():
+            self.orders[cid] = order
+            if not order.is_closed:
+                self._open[cid] = order
+        self.ids.restore_from(ids)
+        self.reports.trade_ids.update(trade_ids)
 
     def open_orders(self, instrument_id: str | None = None) -> Iterator[Order]:
         for order in self._open.values():

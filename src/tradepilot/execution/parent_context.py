@@ -77,7 +77,7 @@ class ParentContext:
         self.status = ParentStatus.WORKING
         self.reason = ""
         self.arrival_px: int | None = None
-        self.started_ts = algos.engine.clock.now()
+        self.started_ts = algos.context.clock.now()
         self.finished_ts: int | None = None
         self.children: list[str] = []
         self._final_state = ParentStatus.DONE
@@ -93,12 +93,12 @@ class ParentContext:
         return self.instrument.id
 
     def now(self) -> int:
-        return self._algos.engine.clock.now()
+        return self._algos.context.clock.now()
 
     def random(self, seed: int | None = None) -> random.Random:
         """A generator seeded by ``seed`` or, if None, by the engine seed and the parent id."""
         if seed is None:
-            return random.Random(f"{self._algos.engine.config.seed}:{self.parent_id}")
+            return random.Random(f"{self._algos.context.seed}:{self.parent_id}")
         return random.Random(seed)
 
     # -- accounting ----------------------------------------------------------------------------
@@ -210,7 +210,7 @@ class ParentContext:
         qty = min(self.snap_qty(quantity), self.snap_qty(self.available(side)))
         if qty <= 0:
             return None
-        cid = f"{self.parent_id}-c{len(self.children) + 1}"
+        cid = self._algos.context.orders.ids.next_child_id(self.parent_id)
         self.children.append(cid)
         init = OrderInitialized(
             ts=self.now(),
@@ -227,14 +227,14 @@ class ParentContext:
             parent_id=self.parent_id,
             tags=tags or self.algorithm_name,
         )
-        order = self._algos.engine.orders.submit(init)
+        order = self._algos.context.orders.submit(init)
         if not order.is_closed:
             self._open[cid] = order
         return order
 
     def cancel(self, order: Order, reason: str = "") -> None:
         if order.is_open and order.status is not OrderStatus.PENDING_CANCEL:
-            self._algos.engine.orders.cancel(order.client_order_id, reason or self.algorithm_name)
+            self._algos.context.orders.cancel(order.client_order_id, reason or self.algorithm_name)
 
     def cancel_all(self, side: OrderSide | None = None, reason: str = "") -> None:
         for order in self.open_children(side):
@@ -253,7 +253,7 @@ class ParentContext:
             return False
         if quantity is not None and not order.filled_qty < quantity <= order.quantity:
             return False  # growing a child could break the quantity invariant while pending
-        self._algos.engine.orders.modify(order.client_order_id, quantity, price, trigger_price)
+        self._algos.context.orders.modify(order.client_order_id, quantity, price, trigger_price)
         return True
 
     def set_timer(self, name: str, ts: int) -> None:

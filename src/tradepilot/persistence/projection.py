@@ -72,6 +72,7 @@ from tradepilot.model.events import (
     TradingStateChanged,
     VenueRequestFailed,
 )
+from tradepilot.model.ids import IdRegistry
 from tradepilot.model.instrument import Instrument
 from tradepilot.model.order import InvalidStateTransition, Order
 from tradepilot.model.position import Position
@@ -186,12 +187,8 @@ class StateProjection:
         self.closed_orders: dict[str, Order] = {}
         self.fills: list[FillRecord] = []
         self.positions: dict[str, Position] = {}
-        #: highest ``n`` of ids ``<prefix>-<n>``, by prefix (the strategy id for ``next_id``)
-        self.id_counters: dict[str, int] = {}
-        #: highest ``n`` of child ids ``<parent>-c<n>``, by parent id
-        self.child_counters: dict[str, int] = {}
-        #: highest ``n`` of parent ids ``<strategy>-P<n>`` (execution algorithms), by strategy
-        self.parent_counters: dict[str, int] = {}
+        #: the highest number of every deterministic id the journal holds
+        self.ids = IdRegistry()
         self.parents: dict[str, ParentOrderRecord] = {}
         self.session: SessionInfo | None = None
         self.trading_state: TradingStateRecord | None = None
@@ -336,22 +333,7 @@ class StateProjection:
             return
         self.orders[cid] = order
         self.open_orders[cid] = order
-        self._count_id(cid)
-
-    def _count_id(self, cid: str) -> None:
-        head, sep, tail = cid.rpartition("-")
-        if not sep:
-            return
-        if tail.isascii() and tail.isdigit():
-            counters = self.id_counters
-        elif tail[1:].isascii() and tail[1:].isdigit() and tail[:1] in ("c", "P"):
-            counters = self.child_counters if tail[0] == "c" else self.parent_counters
-            tail = tail[1:]
-        else:
-            return
-        n = int(tail)
-        if n > counters.get(head, 0):
-            counters[head] = n
+        self.ids.observe(cid)
 
     def _on_order_event(self, event: Event, seq: int) -> None:
         order = self._order_for(event)
@@ -450,7 +432,7 @@ class StateProjection:
             event.ts,
             remaining_qty=event.quantity,
         )
-        self._count_id(event.parent_id)
+        self.ids.observe(event.parent_id)
 
     def _on_parent_progress(self, event: ParentOrderProgress, seq: int) -> None:
         parent = self.parents.get(event.parent_id)
@@ -517,17 +499,32 @@ class StateProjection:
         self.unknown_kinds[name] = self.unknown_kinds.get(name, 0) + 1
 
     # -- queries -------------------------------------------------------------------------------
+    @property
+    def id_counters(self) -> dict[str, int]:
+        """Highest ``n`` of ids ``<prefix>-<n>``, by prefix (the strategy id)."""
+        return self.ids.orders
+
+    @property
+    def child_counters(self) -> dict[str, int]:
+        """Highest ``n`` of child ids ``<parent>-c<n>``, by parent id."""
+        return self.ids.children
+
+    @property
+    def parent_counters(self) -> dict[str, int]:
+        """Highest ``n`` of parent ids ``<strategy>-P<n>``, by strategy."""
+        return self.ids.parents
+
     def next_client_order_id(self, prefix: str) -> str:
         """The id ``OrderManager.next_id(prefix)`` continues with after a restart."""
-        return f"{prefix}-{self.id_counters.get(prefix, 0) + 1}"
+        return self.ids.peek_order_id(prefix)
 
     def next_child_order_id(self, parent_id: str) -> str:
         """The next child id ``<parent>-c<n>`` of a parent order."""
-        return f"{parent_id}-c{self.child_counters.get(parent_id, 0) + 1}"
+        return self.ids.peek_child_id(parent_id)
 
     def next_parent_id(self, strategy_id: str) -> str:
         """The next parent order id ``<strategy>-P<n>`` of an execution algorithm."""
-        return f"{strategy_id}-P{self.parent_counters.get(strategy_id, 0) + 1}"
+        return self.ids.peek_parent_id(strategy_id)
 
     def locked(self, currency: str) -> int:
         """What open orders hold back, derived from them as :meth:`Portfolio.locked

@@ -275,9 +275,9 @@ def _restore(
         pos.ts_last = p.ts_last
         pos.last_px = p.last_px
         pos.trade_count = p.trade_count
-    projection.id_counters = dict(snap.id_counters)
-    projection.child_counters = dict(snap.child_counters)
-    projection.parent_counters = dict(snap.parent_counters)
+    projection.ids.restore(
+        dict(snap.id_counters), dict(snap.child_counters), dict(snap.parent_counters)
+    )
     projection.parents = {p.parent_id: p for p in snap.parents}
     projection.session = snap.session
     projection.trading_state = snap.trading_state

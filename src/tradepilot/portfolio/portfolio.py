@@ -7,7 +7,7 @@ stored, so it can never disagree with them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from tradepilot.model import fixed
@@ -190,6 +190,28 @@ class Portfolio:
                 trip.lo = price
 
     # -- queries -----------------------------------------------------------------------
+    def restore(
+        self,
+        positions: Mapping[str, Position],
+        balances: Mapping[str, int],
+        fill_count: int,
+        total_fees: int,
+        traded_notional: int,
+    ) -> None:
+        """Take over positions, balances and fill totals from a restored state (a restart)."""
+        self.positions.update(positions)
+        self.account.total = dict(balances)
+        self.fill_count = fill_count
+        self.total_fees = total_fees
+        self.traded_notional = traded_notional
+
+    @property
+    def account_type(self) -> AccountType:
+        return self.account.account_type
+
+    def balance(self, currency: str) -> int:
+        return self.account.balance(currency)
+
     def position_qty(self, instrument_id: str) -> int:
         pos = self.positions.get(instrument_id)
         return pos.qty if pos else 0

@@ -258,6 +258,12 @@ class RiskEngine:
         for listener in self.listeners:
             listener(state, reason)
 
+    def resume_state(self, state: TradingState, reason: str, until_ns: int | None) -> None:
+        """Take over a state the journal already recorded (a restart): no listener hears it."""
+        self.state = state
+        self.state_reason = reason
+        self.state_until = None if state is _ACTIVE else until_ns
+
     def expire_state(self, now: int) -> bool:
         """Reset to ACTIVE if the current state's expiry has passed; True if it did."""
         until = self.state_until

@@ -3,7 +3,7 @@
 Subclass :class:`Strategy`, override the callbacks you need, and trade with the
 helpers. A strategy never learns which mode it runs in: the same object runs in
 backtest, paper and live, because everything it touches (time, data, orders,
-positions) comes through the engine it is attached to.
+positions) comes through the trading context it is attached to.
 
 Quantities and prices given to the helpers are human numbers (``Decimal``,
 ``str``, ``int`` or ``float``); they are snapped to the instrument's lot and tick
@@ -14,102 +14,60 @@ fixed-point, readable with :mod:`tradepilot.model.fixed`.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
-from tradepilot.model.data import Bar, BookDeltas, BookSnapshot, QuoteTick, TradeTick
+from tradepilot.execution.context import Component
 from tradepilot.model.enums import OrderSide, OrderType, TimeInForce
-from tradepilot.model.events import Event, OrderFilled, OrderInitialized
+from tradepilot.model.events import OrderInitialized
 from tradepilot.model.instrument import InvalidInput
 from tradepilot.model.order import Order
 from tradepilot.model.position import Position
 
-if TYPE_CHECKING:
-    from tradepilot.engine.kernel import Engine
-
 Number = Decimal | str | int | float
 
 
-class Strategy:
-    """Base class for strategies. ``strategy_id`` names its orders and journal entries."""
+class Strategy(Component):
+    """Base class for strategies. ``strategy_id`` names its orders and journal entries.
 
-    strategy_id: str = "strategy"
-
-    def __init__(self, strategy_id: str | None = None) -> None:
-        if strategy_id is not None:
-            self.strategy_id = strategy_id
-        self._engine: Engine | None = None
-
-    # -- wiring ------------------------------------------------------------------------
-    def attach(self, engine: Engine) -> None:
-        self._engine = engine
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            raise RuntimeError(f"strategy {self.strategy_id} is not attached to an engine")
-        return self._engine
-
-    # -- callbacks (override what you need) --------------------------------------------
-    def on_start(self) -> None: ...
-
-    def on_bar(self, bar: Bar) -> None: ...
-
-    def on_trade(self, tick: TradeTick) -> None: ...
-
-    def on_quote(self, quote: QuoteTick) -> None: ...
-
-    def on_book(self, update: BookSnapshot | BookDeltas) -> None: ...
-
-    def on_order_event(self, event: Event) -> None: ...
-
-    def on_fill(self, fill: OrderFilled) -> None: ...
-
-    def on_timer(self, name: str, ts: int) -> None: ...
-
-    def on_stop(self) -> None: ...
-
-    def on_flatten(self, reason: str) -> None:
-        """The engine is closing every position (emergency stop, flatten on stop):
-        stop trading; anything still working will be cancelled right after."""
-
-    def status(self) -> dict[str, object]:
-        """Extra fields for the paper session's cycle log (signal, confidence, ...)."""
-        return {}
+    A strategy is a :class:`~tradepilot.execution.context.Component`: the kernel
+    attaches it to a :class:`~tradepilot.execution.context.TradingContext` (``self.context``)
+    and calls ``on_start``, ``on_bar``, ``on_trade``, ``on_quote``, ``on_book``,
+    ``on_order_event``, ``on_fill``, ``on_timer``, ``on_flatten`` and ``on_stop``.
+    """
 
     # -- time and state --------------------------------------------------------------------
     def now(self) -> int:
-        return self.engine.clock.now()
+        return self.context.clock.now()
 
     def position(self, instrument_id: str) -> Position | None:
-        return self.engine.portfolio.positions.get(instrument_id)
+        return self.context.portfolio.positions.get(instrument_id)
 
     def position_qty(self, instrument_id: str) -> int:
-        return self.engine.portfolio.position_qty(instrument_id)
+        return self.context.portfolio.position_qty(instrument_id)
 
     def balance(self, currency: str) -> int:
-        return self.engine.portfolio.account.balance(currency)
+        return self.context.portfolio.balance(currency)
 
     def free_balance(self, currency: str) -> int:
-        return self.engine.portfolio.free(currency)
+        return self.context.portfolio.free(currency)
 
     def equity(self) -> int:
-        return self.engine.portfolio.equity()
+        return self.context.portfolio.equity()
 
     def open_orders(self, instrument_id: str | None = None) -> list[Order]:
         return [
             o
-            for o in self.engine.orders.open_orders(instrument_id)
+            for o in self.context.orders.open_orders(instrument_id)
             if o.strategy_id == self.strategy_id
         ]
 
     def last_price(self, instrument_id: str) -> int | None:
-        return self.engine.portfolio.last_price(instrument_id)
+        return self.context.portfolio.last_price(instrument_id)
 
     def set_timer(self, name: str, interval_ns: int, start_ns: int | None = None) -> None:
-        self.engine.set_timer(self, name, interval_ns, start_ns)
+        self.context.set_timer(self, name, interval_ns, start_ns)
 
     def cancel_timer(self, name: str) -> None:
-        self.engine.cancel_timer(self, name)
+        self.context.cancel_timer(self, name)
 
     # -- trading -------------------------------------------------------------------------
     def submit(
@@ -131,7 +89,7 @@ class Strategy:
         Bad input (unknown instrument, NaN, zero, negative or sub-lot values) does
         not raise: the order is DENIED with a reason, and nothing else changes.
         """
-        engine = self.engine
+        engine = self.context
         cid = engine.orders.next_id(self.strategy_id)
         inst = engine.instruments.get(instrument_id)
         qty_raw = 0
@@ -173,10 +131,10 @@ class Strategy:
 
     def submit_raw(self, init: OrderInitialized) -> Order:
         """Send a fully specified order (raw fixed-point values); used by algorithms."""
-        return self.engine.orders.submit(init)
+        return self.context.orders.submit(init)
 
     def cancel(self, client_order_id: str) -> None:
-        self.engine.orders.cancel(client_order_id)
+        self.context.orders.cancel(client_order_id)
 
     def modify(
         self,
@@ -185,12 +143,12 @@ class Strategy:
         price: Number | None = None,
         trigger_price: Number | None = None,
     ) -> None:
-        order = self.engine.orders.orders.get(client_order_id)
-        inst = self.engine.instruments.get(order.instrument_id) if order else None
+        order = self.context.orders.orders.get(client_order_id)
+        inst = self.context.instruments.get(order.instrument_id) if order else None
         if order is None or inst is None:
-            self.engine.orders.modify(client_order_id)
+            self.context.orders.modify(client_order_id)
             return
-        self.engine.orders.modify(
+        self.context.orders.modify(
             client_order_id,
             inst.quantity(quantity) if quantity is not None else None,
             inst.price(price) if price is not None else None,
@@ -199,4 +157,4 @@ class Strategy:
 
     def cancel_all(self, instrument_id: str | None = None) -> None:
         for order in self.open_orders(instrument_id):
-            self.engine.orders.cancel(order.client_order_id)
+            self.context.orders.cancel(order.client_order_id)

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from tradepilot.core.time import NS_PER_DAY, NS_PER_SECOND
 
 if TYPE_CHECKING:
-    from tradepilot.engine.kernel import Engine
+    from tradepilot.execution.context import TradingContext
 
 
 class TradingCalendar(Protocol):
@@ -212,7 +212,7 @@ def next_cycle(ts_ns: int, interval_ns: int, calendar: TradingCalendar) -> int:
 
 
 def schedule_cycles(
-    engine: Engine,
+    context: TradingContext,
     interval_ns: int,
     calendar: TradingCalendar,
     fn: Callable[[int], None],
@@ -228,12 +228,12 @@ def schedule_cycles(
         raise ValueError("the cycle interval must be positive")
     if interval_ns > NS_PER_DAY * 7:
         raise ValueError("the cycle interval must be at most a week")
-    start = engine.clock.now() if first_ns is None else first_ns
+    start = context.clock.now() if first_ns is None else first_ns
     due = next_cycle(start, interval_ns, calendar)
 
     def fire(boundary: int) -> None:
         fn(boundary)
         nxt = next_cycle(boundary + interval_ns, interval_ns, calendar)
-        engine.schedule(nxt + offset_ns, lambda: fire(nxt))
+        context.schedule(nxt + offset_ns, lambda: fire(nxt))
 
-    engine.schedule(due + offset_ns, lambda: fire(due))
+    context.schedule(due + offset_ns, lambda: fire(due))

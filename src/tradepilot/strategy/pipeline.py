@@ -67,7 +67,7 @@ from tradepilot.strategy.signals import (
 from tradepilot.strategy.sizing import Sizer, SizeResult, SizingConfig, SizingInputs
 
 if TYPE_CHECKING:
-    from tradepilot.engine.kernel import Engine
+    from tradepilot.execution.context import TradingContext
     from tradepilot.strategy.base import Strategy
 
 SCALE = fixed.SCALE
@@ -173,27 +173,27 @@ class SignalPipeline:
         self._levels: dict[str, tuple[float | None, float | None]] = {}  # cid -> stop, take
         self._exit_orders: set[str] = set()
         self._inbox: deque[tuple[Signal, str]] = deque()
-        self._engine: Engine | None = None
+        self._engine: TradingContext | None = None
         self._returns_horizon = cfg.sizing.returns_horizon_ns if cfg.sizing.needs_returns else None
 
     # -- wiring ----------------------------------------------------------------------------------
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> TradingContext:
         engine = self._engine
         if engine is None:
             engine = self._bind()
         return engine
 
-    def _bind(self) -> Engine:
-        """Look the engine's parts up once (the hot path reads them from here)."""
-        engine = self._engine = self.host.engine
+    def _bind(self) -> TradingContext:
+        """Look the context's parts up once (the hot path reads them from here)."""
+        engine = self._engine = self.host.context
         self._clock = engine.clock
         self._instruments = engine.instruments
         self._portfolio = engine.portfolio
         self._orders = engine.orders
         self._append = engine.journal.append if self.config.journal else None
         self._publish = engine.bus.publish
-        self._cash = engine.portfolio.account.account_type is _CASH
+        self._cash = engine.portfolio.account_type is _CASH
         by_symbol: dict[str, list[str]] = {}
         for inst in engine.instruments.values():
             by_symbol.setdefault(inst.symbol, []).append(inst.id)
@@ -269,8 +269,7 @@ class SignalPipeline:
         return out
 
     def _risk_state(self) -> tuple[str, str]:
-        risk = self.engine.risk
-        return str(risk.state), risk.state_reason
+        return self.engine.trading_state()
 
     # -- order feedback (from the host) ------------------------------------------------------------
     def on_fill(self, fill: OrderFilled) -> None:
@@ -575,7 +574,7 @@ class SignalPipeline:
                 return inst.snap_price(round(sig.price * SCALE))
             except InvalidInput:
                 return None
-        return self._portfolio.last_px.get(sig.instrument_id)
+        return self._portfolio.last_price(sig.instrument_id)
 
     def price_of(self, instrument_id: str) -> int | None:
         return self.engine.portfolio.last_price(instrument_id)

@@ -437,7 +437,7 @@ class RebalanceStrategy(Strategy):
         engine = self.engine
         pipeline = self.pipeline
         portfolio = engine.portfolio
-        cash_account = portfolio.account.account_type is AccountType.CASH
+        cash_account = portfolio.account_type is AccountType.CASH
         instruments = {iid: engine.instruments[iid] for iid in self.universe}
         positions = {iid: pipeline.ledger.qty(iid) for iid in self.universe}
         for iid, pos in pipeline.ledger.positions.items():
