@@ -21,9 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
 from sim_helpers import IID, MIDNIGHT, MIN, SEC, R, Scripted, check_invariants, make_instrument
 from tradepilot.engine.kernel import Engine, EngineConfig
 from tradepilot.model import fixed
@@ -285,11 +286,7 @@ def run_scenario(sc: Scenario) -> tuple[Engine, RandomFlow]:
     return engine, strat
 
 
-SETTINGS = settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+SETTINGS = settings(max_examples=examples(150))
 
 
 @SETTINGS
@@ -317,7 +314,7 @@ def test_ledger_properties(sc: Scenario) -> None:
     assert strat.fills_seen == engine.portfolio.fill_count
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60))
 @given(scenarios())
 def test_same_scenario_same_journal(sc: Scenario) -> None:
     first, _ = run_scenario(sc)

@@ -1006,8 +1006,8 @@ def test_resting_buy_locks_quote_plus_fee_until_cancelled() -> None:
     run(data, strategies=[strat], instrument=FEES, balances=SMALL)
     # lock = 99 x 2 = 198, plus the larger fee rate (10 bps) on it: 0.198
     assert strat.notes["resting"]["USDT"] == ("1000", "198.198", "801.802")
-    # the portfolio derives locked from the open order (price x leaves, without fees)
-    assert strat.notes["resting-portfolio"] == ("198", "802")
+    # the portfolio derives locked from the open order by the venue's rule, fee included
+    assert strat.notes["resting-portfolio"] == ("198.198", "801.802")
     assert strat.notes["after"]["USDT"] == ("1000", "0", "1000")
     assert strat.notes["after-portfolio"] == ("0", "1000")
 

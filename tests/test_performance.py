@@ -17,6 +17,7 @@ from empyrical.stats import drawdown_series as ep_drawdown_series
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
 from tradepilot.analytics import performance as perf
 from tradepilot.analytics.performance import ClosedTrade
 
@@ -126,7 +127,7 @@ _returns = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(
     returns=_returns,
     ppy=st.sampled_from(PPYS),
@@ -136,7 +137,7 @@ def test_random_returns_match_empyrical(returns: list[float], ppy: float, rf: fl
     _check_against_empyrical(np.array(returns, dtype=np.float64), ppy, rf)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100))
 @given(
     returns=st.lists(
         st.one_of(st.floats(min_value=-0.5, max_value=0.5), st.just(NAN)),
@@ -149,7 +150,7 @@ def test_returns_with_nans_match_empyrical(returns: list[float], ppy: float) -> 
     _check_against_empyrical(np.array(returns, dtype=np.float64), ppy, 0.0)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50))
 @given(
     equity=st.lists(st.floats(min_value=1.0, max_value=1e9), min_size=0, max_size=50),
 )
@@ -265,7 +266,7 @@ def _longest_run_below_zero(drawdown: np.ndarray) -> int:
     return best
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100))
 @given(returns=_returns)
 def test_max_drawdown_duration_matches_loop(returns: list[float]) -> None:
     dd = perf.drawdown_series(returns)

@@ -200,13 +200,17 @@ def test_fills_with_each_filter(queries: JournalQueries, scenario: Run) -> None:
 
 
 def expected_locked(run: Run, currency: str) -> int:
-    """Buys lock quote at their price (a market buy at the last fill price), sells base."""
+    """Buys lock quote at their price (a market buy at the last fill price) plus the larger
+    fee, as the venue locks it; sells lock base."""
     pf = run.engine.portfolio
+    inst = run.engine.instruments[IID]
+    fee_bps = max(inst.maker_fee_bps, inst.taker_fee_bps)
     total = 0
     for order in run.engine.orders.all_open():
         if order.side > 0 and currency == "USDT":
             px = order.price or order.trigger_price or pf.positions[IID].last_px
-            total += fixed.mul(px, order.leaves_qty)
+            notional = fixed.mul(px, order.leaves_qty)
+            total += notional + fixed.bps_of(notional, fee_bps)
         elif order.side < 0 and currency == "BTC":
             total += order.leaves_qty
     return total

@@ -150,6 +150,7 @@ class Engine:
             status_source=self.venue,
             in_flight_ns=cfg.in_flight_window(),
             capabilities=venue.capabilities,
+            mark_price=self.portfolio.last_price,
         )
         self.strategies = list(strategies)
         self._timers: dict[tuple[str, str], int] = {}

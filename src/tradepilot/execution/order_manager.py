@@ -80,7 +80,10 @@ class OrderManager:
         status_source: StatusSource | None = None,
         in_flight_ns: int = DEFAULT_IN_FLIGHT_NS,
         capabilities: VenueCapabilities | None = None,
+        mark_price: Callable[[str], int | None] | None = None,
     ) -> None:
+        """``mark_price`` values a market order's lock when it is sent (see
+        :mod:`tradepilot.portfolio.locking`)."""
         self.clock = clock
         self.bus = bus
         self.risk = risk
@@ -89,6 +92,7 @@ class OrderManager:
         self._schedule = schedule
         self.in_flight_ns = in_flight_ns
         self.capabilities = capabilities or VenueCapabilities()
+        self._mark_price = mark_price
         self.orders: dict[str, Order] = {}
         self._open: dict[str, Order] = {}
         self.ids = IdRegistry()
@@ -136,6 +140,8 @@ class OrderManager:
         if init.client_order_id in self.orders:
             return self._deny_duplicate(init)
         order = Order(init)
+        if self._mark_price is not None and init.price is None and init.trigger_price is None:
+            order.lock_px = self._mark_price(init.instrument_id)
         self.orders[order.client_order_id] = order
         self._record(init)
         self.bus.publish(init)

@@ -122,6 +122,7 @@ class Order:
         "filled_notional",
         "filled_qty",
         "instrument_id",
+        "lock_px",
         "order_type",
         "parent_id",
         "post_only",
@@ -165,6 +166,8 @@ class Order:
         self.ts_last = init.ts
         self.events: list[Event] = [init]
         self._status_before_pending = OrderStatus.INITIALIZED
+        #: a market order: the price its lock was valued at when it was sent (not journaled)
+        self.lock_px: int | None = None
 
     @classmethod
     def restore(

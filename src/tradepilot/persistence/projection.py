@@ -31,7 +31,6 @@ from typing import Any
 
 import msgspec
 
-from tradepilot.model import fixed
 from tradepilot.model.account import Account
 from tradepilot.model.enums import (
     AccountType,
@@ -97,6 +96,8 @@ from tradepilot.persistence.snapshot_codec import (
     SnapshotVersionError,
     bulk,
 )
+from tradepilot.portfolio.locking import locked_by
+from tradepilot.portfolio.settlement import settle_fill
 
 __all__ = [
     "SNAPSHOT_FORMAT_VERSION",
@@ -379,19 +380,19 @@ class StateProjection:
         pos = self.positions.get(iid)
         if pos is None:
             pos = self.positions[iid] = Position(iid)
-        notional = fixed.mul(px, qty)
-        realized = pos.apply_fill(fill.side, qty, px, fee, fill.ts)
-        account = self.account
-        if account.account_type is AccountType.CASH:
-            inst = self.instruments.get(iid)
-            if inst is None:
-                self._anomaly("fill of an unknown instrument (balances not settled)")
-            else:
-                account.apply_cash_fill(
-                    inst.base, inst.quote, fill.side, qty, notional, fee, fill.fee_currency
-                )
-        else:
-            account.apply_margin_fill(realized, fee, fill.fee_currency)
+        _, notional, settled = settle_fill(
+            self.account,
+            pos,
+            self.instruments.get(iid),
+            fill.side,
+            qty,
+            px,
+            fee,
+            fill.fee_currency,
+            fill.ts,
+        )
+        if not settled:
+            self._anomaly("fill of an unknown instrument (balances not settled)")
         self.fill_count += 1
         self.total_fees += fee
         fees = self.fees_by_currency
@@ -527,25 +528,14 @@ class StateProjection:
         return self.ids.peek_parent_id(strategy_id)
 
     def locked(self, currency: str) -> int:
-        """What open orders hold back, derived from them as :meth:`Portfolio.locked
-        <tradepilot.portfolio.portfolio.Portfolio.locked>` does: buys lock quote at their
-        limit (or trigger) price, cash-account sells lock base. A market buy is valued at
-        its instrument's last fill price (the journal holds no market data)."""
-        total = 0
+        """What open orders hold back, by the rule :meth:`Portfolio.locked
+        <tradepilot.portfolio.portfolio.Portfolio.locked>` and the venue use
+        (:mod:`tradepilot.portfolio.locking`). A market buy is valued at its instrument's
+        last fill price (the journal holds no market data)."""
         cash = self.account.account_type is AccountType.CASH
-        for order in self.open_orders.values():
-            inst = self.instruments.get(order.instrument_id)
-            if inst is None or order.status is OrderStatus.INITIALIZED:
-                continue
-            if order.side > 0 and inst.quote == currency:
-                ref = order.price or order.trigger_price
-                if ref is None:
-                    pos = self.positions.get(inst.id)
-                    ref = pos.last_px if pos is not None else 0
-                total += fixed.mul(ref, order.leaves_qty)
-            elif order.side < 0 and cash and inst.base == currency:
-                total += order.leaves_qty
-        return total
+        fallback = {iid: pos.last_px for iid, pos in self.positions.items()}
+        sent = (o for o in self.open_orders.values() if o.status is not OrderStatus.INITIALIZED)
+        return locked_by(sent, self.instruments, currency, cash, fallback)
 
     def balances(self) -> dict[str, tuple[int, int]]:
         """``{currency: (total, locked)}`` in raw ints, by currency name."""

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from tradepilot.model import fixed
 from tradepilot.model.account import Account
 from tradepilot.model.data import Bar
-from tradepilot.model.enums import AccountType, OrderType
+from tradepilot.model.enums import AccountType
 from tradepilot.model.events import OrderFilled
 from tradepilot.model.instrument import Instrument
 from tradepilot.model.order import Order
 from tradepilot.model.position import Position
+from tradepilot.portfolio.locking import locked_by
+from tradepilot.portfolio.settlement import settle_fill
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,20 +100,17 @@ class Portfolio:
         if pos is None:
             pos = self.positions[inst.id] = Position(inst.id)
         was = pos.qty
-        notional = fixed.mul(fill.last_px, fill.last_qty)
-        realized = pos.apply_fill(fill.side, fill.last_qty, fill.last_px, fill.fee, fill.ts)
-        if self.account.account_type is AccountType.CASH:
-            self.account.apply_cash_fill(
-                inst.base,
-                inst.quote,
-                fill.side,
-                fill.last_qty,
-                notional,
-                fill.fee,
-                fill.fee_currency,
-            )
-        else:
-            self.account.apply_margin_fill(realized, fill.fee, fill.fee_currency)
+        realized, notional, _ = settle_fill(
+            self.account,
+            pos,
+            inst,
+            fill.side,
+            fill.last_qty,
+            fill.last_px,
+            fill.fee,
+            fill.fee_currency,
+            fill.ts,
+        )
         self.fill_count += 1
         self.total_fees += fill.fee
         self.traded_notional += notional
@@ -241,25 +240,10 @@ class Portfolio:
         return value
 
     def locked(self, currency: str) -> int:
-        """What open orders hold back, derived from them (buys: quote; sells: base)."""
-        total = 0
-        for order in self._open_orders():
-            inst = self.instruments.get(order.instrument_id)
-            if inst is None:
-                continue
-            if order.side > 0 and inst.quote == currency:
-                ref = order.price or order.trigger_price
-                if ref is None or order.order_type is OrderType.MARKET:
-                    ref = self.last_px.get(inst.id, ref or 0)
-                px = ref
-                total += fixed.mul(px, order.leaves_qty)
-            elif (
-                order.side < 0
-                and inst.base == currency
-                and (self.account.account_type is AccountType.CASH)
-            ):
-                total += order.leaves_qty
-        return total
+        """What open orders hold back, derived from them as the venue locks it (buys: quote
+        plus the larger fee; cash sells: base; see :mod:`tradepilot.portfolio.locking`)."""
+        cash = self.account.account_type is AccountType.CASH
+        return locked_by(self._open_orders(), self.instruments, currency, cash, self.last_px)
 
     def free(self, currency: str) -> int:
         return self.account.balance(currency) - self.locked(currency)

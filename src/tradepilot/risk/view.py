@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from tradepilot.core.clock import Clock
-from tradepilot.model import fixed
-from tradepilot.model.enums import AccountType, OrderStatus, OrderType
+from tradepilot.model.enums import AccountType
 from tradepilot.model.instrument import Instrument
 from tradepilot.model.order import Order
+from tradepilot.portfolio.locking import locked_by
 from tradepilot.portfolio.portfolio import Portfolio
 
 
@@ -154,22 +154,14 @@ class EngineRiskView:
     def _free_balance(self, currency: str) -> int:
         account = self._account
         cash = account.account_type is AccountType.CASH
-        locked = 0
-        for order in self._open_orders():
-            if order.status is OrderStatus.PENDING_CANCEL:
-                continue
-            inst = self.instruments.get(order.instrument_id)
-            if inst is None:
-                continue
-            if order.side > 0:
-                if inst.quote != currency:
-                    continue
-                ref = order.price or order.trigger_price
-                if ref is None or order.order_type is OrderType.MARKET:
-                    ref = self._last_px.get(inst.id, ref or 0)
-                locked += fixed.mul(ref, order.leaves_qty)
-            elif cash and inst.base == currency:
-                locked += order.leaves_qty
+        locked = locked_by(
+            self._open_orders(),
+            self.instruments,
+            currency,
+            cash,
+            self._last_px,
+            skip_pending_cancel=True,
+        )
         return account.balance(currency) - locked
 
     def account_type(self) -> AccountType:

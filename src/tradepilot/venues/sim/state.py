@@ -28,6 +28,8 @@ from tradepilot.model.events import (
 )
 from tradepilot.model.instrument import Instrument
 from tradepilot.model.position import Position
+from tradepilot.portfolio.locking import buy_lock, reference_price
+from tradepilot.portfolio.settlement import settle_fill
 from tradepilot.venues.base import Emit, Scheduler, VenueCapabilities
 from tradepilot.venues.sim.models import FillModel, LatencyModel
 from tradepilot.venues.sim.working import WorkingOrder
@@ -117,11 +119,9 @@ class VenueState:
 
     # -- balance locking ------------------------------------------------------------
     def _reference_price(self, w: WorkingOrder) -> int:
-        px = w.price if w.order_type in (_LIMIT, _STOP_LIMIT) else w.trigger
+        px = reference_price(w.order_type, w.price, w.trigger, self.last_px.get(w.instrument.id))
         if px is None:
-            px = self.last_px.get(w.instrument.id)
-            if px is None:
-                raise InsufficientBalance("no reference price yet for a market order")
+            raise InsufficientBalance("no reference price yet for a market order")
         return px
 
     def _lock(self, w: WorkingOrder) -> None:
@@ -130,8 +130,7 @@ class VenueState:
         if acct.account_type is AccountType.MARGIN:
             return
         if w.side > 0:
-            notional = fixed.mul(self._reference_price(w), w.qty)
-            w.lock = notional + fixed.bps_of(notional, max(inst.taker_fee_bps, inst.maker_fee_bps))
+            w.lock = buy_lock(inst, w.qty, self._reference_price(w))
             acct.lock(inst.quote, w.lock)
         else:
             w.lock = w.qty
@@ -149,8 +148,7 @@ class VenueState:
             return
         inst = w.instrument
         if w.side > 0:
-            notional = fixed.mul(self._reference_price(w), w.leaves)
-            amount = notional + fixed.bps_of(notional, max(inst.taker_fee_bps, inst.maker_fee_bps))
+            amount = buy_lock(inst, w.leaves, self._reference_price(w))
             self.account.lock(inst.quote, amount)
         else:
             amount = w.leaves
@@ -201,11 +199,7 @@ class VenueState:
             self._release(w, qty)
         if pos is None:
             pos = self.positions[inst.id] = Position(inst.id)
-        realized = pos.apply_fill(w.side, qty, px, fee, now)
-        if acct.account_type is AccountType.CASH:
-            acct.apply_cash_fill(inst.base, inst.quote, w.side, qty, notional, fee, inst.quote)
-        else:
-            acct.apply_margin_fill(realized, fee, inst.quote)
+        settle_fill(acct, pos, inst, w.side, qty, px, fee, inst.quote, now)
         w.filled += qty
         self._trade_seq += 1
         self._emit(
