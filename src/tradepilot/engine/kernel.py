@@ -43,7 +43,6 @@ from tradepilot.model.events import (
     Event,
     OrderAccepted,
     OrderFilled,
-    OrderInitialized,
     OrderRejected,
     OrderRequestDenied,
     SessionStopped,
@@ -51,6 +50,7 @@ from tradepilot.model.events import (
     VenueRequestFailed,
 )
 from tradepilot.model.instrument import Instrument
+from tradepilot.model.order_factory import closing_order
 from tradepilot.persistence.journal import Journal, NullJournal
 from tradepilot.persistence.projection import StateProjection
 from tradepilot.persistence.setup import session_started
@@ -365,18 +365,9 @@ class Engine:
         now = self.clock.now()
         for iid, pos in sorted(self.portfolio.positions.items()):
             if pos.qty:
+                cid = self.orders.next_id(FLATTEN_STRATEGY_ID)
                 self.orders.submit(
-                    OrderInitialized(
-                        ts=now,
-                        client_order_id=self.orders.next_id(FLATTEN_STRATEGY_ID),
-                        instrument_id=iid,
-                        strategy_id=FLATTEN_STRATEGY_ID,
-                        side=-1 if pos.qty > 0 else 1,
-                        order_type="MARKET",
-                        quantity=abs(pos.qty),
-                        reduce_only=True,
-                        tags=reason,
-                    )
+                    closing_order(now, cid, iid, FLATTEN_STRATEGY_ID, pos.qty, reason)
                 )
         self._drain()
 

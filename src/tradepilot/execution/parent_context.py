@@ -16,9 +16,9 @@ from tradepilot.execution.algos.base import Algorithm, ParentStatus
 from tradepilot.execution.market_state import MarketState
 from tradepilot.model import fixed
 from tradepilot.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
-from tradepilot.model.events import OrderInitialized
 from tradepilot.model.instrument import Instrument
 from tradepilot.model.order import Order
+from tradepilot.model.order_factory import new_order
 
 if TYPE_CHECKING:
     from tradepilot.execution.algo_engine import AlgoEngine
@@ -212,17 +212,17 @@ class ParentContext:
             return None
         cid = self._algos.context.orders.ids.next_child_id(self.parent_id)
         self.children.append(cid)
-        init = OrderInitialized(
-            ts=self.now(),
-            client_order_id=cid,
-            instrument_id=self.instrument.id,
-            strategy_id=self.strategy_id,
-            side=int(side),
-            order_type=order_type.value,
-            quantity=qty,
-            price=price,
-            trigger_price=trigger_price,
-            time_in_force=time_in_force.value,
+        init = new_order(
+            self.now(),
+            cid,
+            self.instrument.id,
+            self.strategy_id,
+            side,
+            qty,
+            order_type,
+            price,
+            trigger_price,
+            time_in_force,
             post_only=post_only,
             parent_id=self.parent_id,
             tags=tags or self.algorithm_name,

@@ -16,10 +16,11 @@ from typing import Protocol
 
 from tradepilot.core.clock import Clock
 from tradepilot.model import fixed
-from tradepilot.model.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from tradepilot.model.enums import OrderStatus
 from tradepilot.model.events import OrderInitialized
 from tradepilot.model.instrument import Instrument
 from tradepilot.model.order import Order
+from tradepilot.model.order_factory import closing_order
 from tradepilot.model.position import Position
 from tradepilot.risk.engine import RiskEngine, TradingState
 
@@ -92,17 +93,13 @@ def emergency_stop(
         if iid not in instruments:
             result.skipped[iid] = f"unknown instrument {iid}"
             continue
-        init = OrderInitialized(
-            ts=clock.now(),
-            client_order_id=order_manager.next_id(strategy_id),
-            instrument_id=iid,
-            strategy_id=strategy_id,
-            side=int(OrderSide.SELL if qty > 0 else OrderSide.BUY),
-            order_type=OrderType.MARKET.value,
-            quantity=abs(qty),
-            time_in_force=TimeInForce.GTC.value,
-            reduce_only=True,
-            tags=f"{reason}: flatten {fixed.to_str(qty)}",
+        init = closing_order(
+            clock.now(),
+            order_manager.next_id(strategy_id),
+            iid,
+            strategy_id,
+            qty,
+            f"{reason}: flatten {fixed.to_str(qty)}",
         )
         order = order_manager.submit(init)
         if order.status is OrderStatus.DENIED:

@@ -10,8 +10,8 @@ are what the modify replaces, so they must not be counted twice).
 
 from __future__ import annotations
 
-from tradepilot.model.events import OrderInitialized
 from tradepilot.model.order import Order
+from tradepilot.model.order_factory import amended_order
 from tradepilot.risk.engine import Denial, RiskEngine
 
 
@@ -23,26 +23,7 @@ def modified_order(
     trigger_price: int | None,
 ) -> Order:
     """The working order with the modify's terms (None keeps a term), created at ``now``."""
-    total = order.quantity if quantity is None else quantity
-    return Order(
-        OrderInitialized(
-            ts=now,
-            client_order_id=order.client_order_id,
-            instrument_id=order.instrument_id,
-            strategy_id=order.strategy_id,
-            side=int(order.side),
-            order_type=order.order_type.value,
-            quantity=total - order.filled_qty,
-            price=order.price if price is None else price,
-            trigger_price=order.trigger_price if trigger_price is None else trigger_price,
-            time_in_force=order.time_in_force.value,
-            expire_ts=order.expire_ts,
-            post_only=order.post_only,
-            reduce_only=order.reduce_only,
-            parent_id=order.parent_id,
-            tags=order.tags,
-        )
-    )
+    return amended_order(order, now, quantity, price, trigger_price)
 
 
 def check_modify(risk: RiskEngine, proposed: Order) -> Denial | None:

@@ -20,6 +20,7 @@ from tradepilot.model.enums import OrderSide, OrderType, TimeInForce
 from tradepilot.model.events import OrderInitialized
 from tradepilot.model.instrument import InvalidInput
 from tradepilot.model.order import Order
+from tradepilot.model.order_factory import new_order
 from tradepilot.model.position import Position
 
 Number = Decimal | str | int | float
@@ -103,20 +104,20 @@ class Strategy(Component):
                 trig_raw = inst.price(trigger_price) if trigger_price is not None else None
             except (InvalidInput, ValueError) as exc:
                 problem = str(exc)
-        init = OrderInitialized(
-            ts=engine.clock.now(),
-            client_order_id=cid,
-            instrument_id=instrument_id,
-            strategy_id=self.strategy_id,
-            side=int(side),
-            order_type=order_type.value,
-            quantity=qty_raw,
-            price=px_raw,
-            trigger_price=trig_raw,
-            time_in_force=time_in_force.value,
-            expire_ts=expire_ts,
-            post_only=post_only,
-            reduce_only=reduce_only,
+        init = new_order(
+            engine.clock.now(),
+            cid,
+            instrument_id,
+            self.strategy_id,
+            side,
+            qty_raw,
+            order_type,
+            px_raw,
+            trig_raw,
+            time_in_force,
+            expire_ts,
+            post_only,
+            reduce_only,
             tags=tags,
         )
         if problem is not None:

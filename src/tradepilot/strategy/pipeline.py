@@ -42,9 +42,10 @@ from tradepilot.core.time import NS_PER_HOUR
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar, TradeTick
 from tradepilot.model.enums import AccountType, OrderStatus, OrderType, TimeInForce
-from tradepilot.model.events import Event, OrderDenied, OrderFilled, OrderInitialized
+from tradepilot.model.events import Event, OrderDenied, OrderFilled
 from tradepilot.model.instrument import Instrument, InvalidInput
 from tradepilot.model.order import Order
+from tradepilot.model.order_factory import new_order
 from tradepilot.strategy.allocation import CapitalAllocator, Ledger
 from tradepilot.strategy.exits import ExitConfig, ExitManager, ExitTrigger
 from tradepilot.strategy.gates import GateConfig, HoldCode, HoldSummary, Intent, evaluate
@@ -133,10 +134,10 @@ class Decision(msgspec.Struct, frozen=True):
 _EXIT = Intent.EXIT
 _REVERSAL = Intent.REVERSAL_EXIT
 _REBALANCE = Intent.REBALANCE
-_MARKET = OrderType.MARKET.value
-_LIMIT = OrderType.LIMIT.value
-_GTC = TimeInForce.GTC.value
-_GTD = TimeInForce.GTD.value
+_MARKET = OrderType.MARKET
+_LIMIT = OrderType.LIMIT
+_GTC = TimeInForce.GTC
+_GTD = TimeInForce.GTD
 _DENIED = OrderStatus.DENIED
 _CASH = AccountType.CASH
 
@@ -676,15 +677,15 @@ class SignalPipeline:
             )
         )
         order: Order = host.submit_raw(
-            OrderInitialized(
-                ts=now,
-                client_order_id=cid,
-                instrument_id=iid,
-                strategy_id=sid,
-                side=side,
-                order_type=order_type,
-                quantity=qty,
-                price=price,
+            new_order(
+                now,
+                cid,
+                iid,
+                sid,
+                side,
+                qty,
+                order_type,
+                price,
                 time_in_force=tif,
                 expire_ts=expire,
                 reduce_only=is_exit,
