@@ -3,6 +3,7 @@ and ``tradepilot keys`` (its API keys)."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -84,12 +85,17 @@ def serve(
     rate: Annotated[
         float, typer.Option(min=0.0, max=1e6, help="Requests a second per key.")
     ] = 50.0,
+    alerts: Annotated[
+        Path | None, typer.Option(help="YAML with an `alerts:` section (webhook, telegram).")
+    ] = None,
 ) -> None:
     """Serve a session's journal: REST API, event stream, metrics and dashboard."""
     import uvicorn
 
+    from tradepilot.api.alerts import AlertFollower, describe, notifiers_from_config
     from tradepilot.api.app import ServiceSettings, create_app
     from tradepilot.api.source import SessionView
+    from tradepilot.core.yamlfile import load_yaml
     from tradepilot.persistence.integrity import JournalError
 
     store = _store(keys)
@@ -101,12 +107,27 @@ def serve(
         view = SessionView.open(journal, session)
     except (JournalError, ValueError, OSError) as exc:
         fail(f"cannot open the journal {journal}: {exc}")
+    follower = None
+    if alerts is not None:
+        try:
+            raw = load_yaml(alerts)
+            section = raw.get("alerts") if isinstance(raw, dict) else None
+            if not isinstance(section, dict):
+                raise ValueError(f"{alerts} has no `alerts:` mapping")
+            notifiers = notifiers_from_config(section, os.environ)
+        except ValueError as exc:
+            view.close()
+            fail(str(exc))
+        follower = AlertFollower(view, notifiers, after_seq=view.last_seq()).start()
+        err.print(f"alerts: {describe(notifiers)}")
     settings = ServiceSettings(rate_per_key=rate, cors_origins=list(cors or []))
     app = create_app(view, store, None, settings)
     err.print(f"serving {journal} on http://{host}:{port}/ (read-only); Ctrl-C stops")
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", ws="websockets-sansio")
     finally:
+        if follower is not None:
+            follower.stop()
         view.close()
 
 
