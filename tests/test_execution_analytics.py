@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from tradepilot.analytics.equity import equity_curve, starting_cash
 from tradepilot.analytics.execution import (
     DIRECT,
     ExecutionReport,
@@ -14,7 +15,6 @@ from tradepilot.analytics.execution import (
     summarize_executions,
 )
 from tradepilot.analytics.market import PriceSeries
-from tradepilot.analytics.report import equity_curve, starting_cash
 from tradepilot.model.events import (
     Event,
     OrderCanceled,
@@ -266,7 +266,7 @@ def test_aggregation_weights_by_money() -> None:
 def test_equity_curve_marks_positions() -> None:
     events = two_child_buy()
     assert starting_cash(events) == 1000.0
-    curve = equity_curve(events, MIDS)
+    curve = equity_curve(events, MIDS, interval_ns=SEC)
     # after both fills: cash 1000 - 150.15 - 0.15, position 1.5 marked at the mid
     i = int(np.searchsorted(curve.ts, at(16)))
     assert curve.ts[i] == at(16)

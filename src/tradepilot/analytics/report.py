@@ -3,7 +3,10 @@
 :func:`write_report` reads a journal and writes one HTML file that opens offline: the
 plotly library is embedded inline (no CDN, no external script). It shows
 
-* the equity curve and its drawdown, rebuilt from the journal (:func:`equity_curve`),
+* the equity curve and its drawdown, rebuilt from the journal
+  (:func:`~tradepilot.analytics.equity.equity_curve`, the series the CLI summary uses),
+* the performance statistics of that series (return, drawdown, Sharpe, Sortino, with
+  the sampling and annualisation they used),
 * the fills on the price chart,
 * the distribution of fill slippage against the parent's arrival price, per algorithm,
 * the execution tables of :mod:`tradepilot.analytics.execution` (by algorithm, strategy,
@@ -18,7 +21,6 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,21 +28,28 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tradepilot.analytics.equity import (
+    EquityCurve,
+    Sampling,
+    closed_trades,
+    equity_curve,
+    run_performance,
+    starting_cash,
+)
 from tradepilot.analytics.execution import (
     ExecutionReport,
     ExecutionSummary,
     Markout,
     ParentExecution,
     analyze_execution,
-    fee_in_quote,
 )
 from tradepilot.analytics.market import (
     MarketSeries,
     PriceInput,
     PriceSeries,
-    run_config,
     series_for,
 )
+from tradepilot.analytics.performance import PerformanceReport
 from tradepilot.model import fixed
 from tradepilot.model.events import Event, OrderFilled, SessionStarted, SessionStopped
 
@@ -64,125 +73,6 @@ MAX_PARENT_ROWS = 500
 _S = float(fixed.SCALE)
 
 
-# ------------------------------------------------------------------------ equity curve
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class EquityCurve:
-    """Equity rebuilt from the fills of a journal.
-
-    ``equity = start_cash + cash flows of the fills + sum(position * mark)``, where a fill
-    moves cash by ``-side * qty * px - fee`` and the position by ``side * qty``. Positions
-    are marked at the reference price series when it has a price at the time, else at the
-    last fill price of the instrument. ``drawdown`` is ``equity / running peak - 1`` when the
-    starting cash is positive, else the money below the running peak (``equity - peak``,
-    with ``drawdown_is_fraction`` False).
-    """
-
-    ts: IntArray
-    equity: FloatArray
-    drawdown: FloatArray
-    start_cash: float
-    drawdown_is_fraction: bool
-
-
-def starting_cash(events: Iterable[Event]) -> float:
-    """Starting cash in the base currency, from the first ``SessionStarted``.
-
-    Reads the recorded starting balance (journal format 2), else the config's ``capital``
-    (the run specification of backtest, paper and compare runs) or the single entry of
-    its ``starting_balances``; 0 when none is there.
-    """
-    for ev in events:
-        if not isinstance(ev, SessionStarted):
-            continue
-        recorded = ev.starting_balances.get(ev.base_currency)
-        if recorded is not None:
-            return fixed.to_float(fixed.to_raw(recorded))
-        config = run_config(ev.config)
-        value = config.get("capital")
-        if value is None:
-            balances = config.get("starting_balances")
-            if isinstance(balances, dict) and len(balances) == 1:
-                (value,) = balances.values()
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
-            try:
-                return fixed.to_float(fixed.to_raw(value))
-            except ValueError:
-                return 0.0
-        return 0.0
-    return 0.0
-
-
-def equity_curve(
-    events: Sequence[Event],
-    prices: PriceInput = None,
-    start_cash: float | None = None,
-    max_points: int = MAX_CHART_POINTS,
-) -> EquityCurve:
-    """Rebuild the equity curve of a run from its journal (see :class:`EquityCurve`).
-
-    The curve has a point at the session start and stop, at every fill and - with a price
-    series - at up to ``max_points`` points of the series inside the session.
-    """
-    cash0 = starting_cash(events) if start_cash is None else start_cash
-    fills = [e for e in events if isinstance(e, OrderFilled)]
-    bounds = [e.ts for e in events if isinstance(e, SessionStarted | SessionStopped)]
-    all_ts = [e.ts for e in events]
-    t_start = min(bounds + [f.ts for f in fills]) if bounds or fills else 0
-    t_end = max(all_ts) if all_ts else 0
-    grid_parts: list[IntArray] = [
-        np.asarray([t_start, t_end], dtype=np.int64),
-        np.asarray([f.ts for f in fills], dtype=np.int64),
-    ]
-    instruments = sorted({f.instrument_id for f in fills})
-    for iid in instruments:
-        series = series_for(prices, iid)
-        if series is not None and len(series):
-            w = series.window(t_start, t_end)
-            inside = PriceSeries(series.ts[w], series.price[w]).thin(max_points)
-            grid_parts.append(inside.ts)
-    grid = np.unique(np.concatenate(grid_parts))
-
-    # cash after each fill, evaluated on the grid (fills at t count at t)
-    f_ts = np.asarray([f.ts for f in fills], dtype=np.int64)
-    flows = np.asarray(
-        [-f.side * (f.last_qty / _S) * (f.last_px / _S) - fee_in_quote(f) / _S for f in fills],
-        dtype=np.float64,
-    )
-    idx = np.searchsorted(f_ts, grid, side="right") - 1
-    cum_cash = np.cumsum(flows) if flows.size else np.zeros(0)
-    equity = np.full(grid.shape, cash0, dtype=np.float64)
-    has = idx >= 0
-    equity[has] += cum_cash[idx[has]]
-    for iid in instruments:
-        mine = [f for f in fills if f.instrument_id == iid]
-        m_ts = np.asarray([f.ts for f in mine], dtype=np.int64)
-        qty = np.cumsum(np.asarray([f.side * f.last_qty / _S for f in mine], dtype=np.float64))
-        last_px = np.asarray([f.last_px / _S for f in mine], dtype=np.float64)
-        j = np.searchsorted(m_ts, grid, side="right") - 1
-        ok = j >= 0
-        pos = np.zeros(grid.shape, dtype=np.float64)
-        pos[ok] = qty[j[ok]]
-        mark = np.zeros(grid.shape, dtype=np.float64)
-        mark[ok] = last_px[j[ok]]
-        series = series_for(prices, iid)
-        if series is not None and len(series):
-            ref = series.at_many(grid)
-            use = np.isfinite(ref)
-            mark[use] = ref[use]
-        equity += np.where(pos != 0.0, pos * mark, 0.0)
-    peak = np.fmax.accumulate(equity) if equity.size else equity
-    if cash0 > 0:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            drawdown = np.where(peak > 0, equity / peak - 1.0, 0.0)
-        fraction = True
-    else:
-        drawdown = equity - peak
-        fraction = False
-    return EquityCurve(grid, equity, drawdown, cash0, fraction)
-
-
 # ------------------------------------------------------------------------------ charts
 
 
@@ -202,13 +92,18 @@ def _equity_figure(curve: EquityCurve) -> Any:
         vertical_spacing=0.05,
         subplot_titles=("Equity" if curve.start_cash > 0 else "PnL", "Drawdown"),
     )
-    x = _dt(curve.ts)
+    shown = PriceSeries(curve.ts, curve.equity).thin(MAX_CHART_POINTS)
+    keep = np.searchsorted(curve.ts, shown.ts)
+    if curve.drawdown.size:  # thinning never hides the deepest point
+        keep = np.union1d(keep, [int(np.argmin(curve.drawdown))])
+        shown = PriceSeries(curve.ts[keep], curve.equity[keep])
+    x = _dt(shown.ts)
     fig.add_trace(
-        go.Scatter(x=x, y=curve.equity, mode="lines", name="equity", line={"shape": "hv"}),
+        go.Scatter(x=x, y=shown.price, mode="lines", name="equity", line={"shape": "hv"}),
         row=1,
         col=1,
     )
-    dd = curve.drawdown * 100.0 if curve.drawdown_is_fraction else curve.drawdown
+    dd = curve.drawdown[keep] * (100.0 if curve.drawdown_is_fraction else 1.0)
     fig.add_trace(
         go.Scatter(
             x=x,
@@ -471,6 +366,32 @@ th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 """
 
 
+def _pct(value: float) -> str:
+    return _f(value * 100.0, 3) + " %" if math.isfinite(value) else "-"
+
+
+def _performance(perf: PerformanceReport, sampling: Sampling, fraction: bool) -> str:
+    t = perf.trades
+    rows = [
+        ["equity sampled", sampling.describe()],
+        ["start / end equity", f"{_f(perf.start_equity)} / {_f(perf.end_equity)}"],
+        ["total return", _pct(perf.total_return) if fraction else "-"],
+        ["annualised return (CAGR)", _pct(perf.annualized_return) if fraction else "-"],
+        ["annualised volatility", _pct(perf.annualized_volatility) if fraction else "-"],
+        ["Sharpe (rf 0)", _f(perf.sharpe_ratio, 3) if fraction else "-"],
+        ["Sortino (MAR 0)", _f(perf.sortino_ratio, 3) if fraction else "-"],
+        ["max drawdown", _pct(perf.max_drawdown) if fraction else "-"],
+        ["Calmar", _f(perf.calmar_ratio, 3) if fraction else "-"],
+        ["longest drawdown", _dur(perf.max_drawdown_duration_ns)],
+        ["round trips", f"{t.n_trades:,}"],
+        ["win rate", _pct(t.win_rate)],
+        ["profit factor", _f(t.profit_factor, 3)],
+        ["expectancy (quote)", _f(t.expectancy)],
+        ["average holding time", _dur(t.average_holding_time_ns)],
+    ]
+    return _table(["", ""], rows, "meta")
+
+
 def _meta(events: Sequence[Event], report: ExecutionReport, source: str) -> str:
     started = next((e for e in events if isinstance(e, SessionStarted)), None)
     stopped = next((e for e in reversed(events) if isinstance(e, SessionStopped)), None)
@@ -513,6 +434,7 @@ def render_report(
     events = list(events)
     report = analyze_execution(events, prices, trades)
     curve = equity_curve(events, prices if prices is not None else trades)
+    perf, sampling = run_performance(curve, closed_trades(events))
     horizons = report.horizons_ns
     ref = prices if prices is not None else trades
     figures = [
@@ -543,6 +465,12 @@ def render_report(
         _meta(events, report, source),
         "<h2>Equity and drawdown</h2>",
         f'<div class="chart">{divs[0]}</div>',
+        "<h2>Performance</h2>",
+        '<p class="note">Measured on the equity series of the chart above (the series the '
+        "CLI summary uses); returns between its points, annualised as stated. Round trips "
+        "run from flat back to flat at average cost, net of fees. See "
+        "docs/performance.md.</p>",
+        _performance(perf, sampling, curve.drawdown_is_fraction),
         "<h2>Fills</h2>",
         f'<div class="chart">{divs[1]}</div>',
         "<h2>Slippage per algorithm</h2>",

@@ -33,6 +33,7 @@ from types import FrameType
 from typing import Any, Protocol, TextIO
 
 from tradepilot import __version__
+from tradepilot.analytics.market import PriceInput, market_from_series
 from tradepilot.app.build import BuiltRun, RunSpec, build_config_run, build_spec_run
 from tradepilot.app.config import RunConfig, parse_config
 from tradepilot.app.reconcile import ReconciliationReport, reconcile
@@ -534,7 +535,11 @@ class Session:
         return report
 
     def summary(self) -> RunSummary:
-        return summarize(self.engine)
+        return summarize(self.engine, self.prices())
+
+    def prices(self) -> PriceInput:
+        """The reference prices of the replayed data, per instrument (for the summary)."""
+        return {s.instrument_id: market_from_series(s).prices for s in self.built.series}
 
     def report(self, wall_seconds: float) -> dict[str, Any]:
         built = self.built
@@ -564,7 +569,7 @@ class Session:
             "market_end": iso(engine.clock.now()),
             "wall_seconds": round(wall_seconds, 3),
             "cycles": self.cycles,
-            "summary": summarize(engine).to_dict(),
+            "summary": summarize(engine, self.prices()).to_dict(),
             "signals": signals,
             "holds": dict(sorted(holds.items(), key=lambda kv: (-kv[1], kv[0]))),
             "positions": {

@@ -6,12 +6,13 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
-from tradepilot.analytics.performance import ClosedTrade, performance_report, periods_per_year_for
+from tradepilot.analytics.equity import equity_curve, run_performance
+from tradepilot.analytics.market import MarketSeries, PriceInput
+from tradepilot.analytics.performance import ClosedTrade
 from tradepilot.execution.order_manager import OrderManager
 from tradepilot.model import fixed
-from tradepilot.model.enums import OrderStatus
+from tradepilot.model.enums import AssetClass, OrderStatus
+from tradepilot.model.events import Event, OrderFilled
 from tradepilot.portfolio.portfolio import Portfolio
 
 
@@ -51,6 +52,8 @@ class RunSummary:
     win_rate_pct: float
     profit_factor: float
     denials: dict[str, int]
+    equity_sampling: str = ""
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _json_safe(v) for k, v in asdict(self).items()}
@@ -82,29 +85,45 @@ def closed_trades(portfolio: Portfolio) -> list[ClosedTrade]:
     ]
 
 
-def summarize(run: RunParts) -> RunSummary:
+def summarize(
+    run: RunParts, prices: PriceInput | MarketSeries = None, warnings: tuple[str, ...] = ()
+) -> RunSummary:
+    """The summary of a run; drawdown and ratios on the run's one equity series.
+
+    The series is :func:`~tradepilot.analytics.equity.equity_curve` of the run's fills,
+    marked at ``prices`` (of the data the run replayed) - the same series, and so the
+    same numbers, as the HTML report of the run's journal.
+    """
     pf = run.portfolio
     orders = list(run.orders.orders.values())
     counts = {status: 0 for status in OrderStatus}
     denials: dict[str, int] = {}
+    fills: list[Event] = []
     for order in orders:
         counts[order.status] += 1
         if order.status is OrderStatus.DENIED:
             code = getattr(order.events[-1], "code", "?")
             denials[code] = denials.get(code, 0) + 1
-    ts = np.asarray(pf.equity_ts, dtype=np.int64)
-    equity = np.asarray(pf.equity_values, dtype=np.float64) / fixed.SCALE
+        fills.extend(e for e in order.events if isinstance(e, OrderFilled))
+    fills.sort(key=lambda e: e.ts)
+    # the portfolio samples its equity at the start and at the end of the run
+    start_ts = pf.equity_ts[0] if pf.equity_ts else 0
+    end_ts = max(pf.equity_ts[-1] if pf.equity_ts else 0, start_ts)
     start_eq = pf.equity_values[0] if pf.equity_values else pf.equity()
     end_eq = pf.equity()
-    trades = closed_trades(pf)
-    report = (
-        performance_report(ts, equity, trades, periods_per_year_for(pf.sample_interval_ns))
-        if len(ts)
-        else None
+    curve = equity_curve(
+        fills,
+        prices.prices if isinstance(prices, MarketSeries) else prices,
+        start_cash=fixed.to_float(start_eq),
+        bounds=(start_ts, end_ts),
     )
+    instruments = pf.instruments.values()
+    equities = bool(instruments) and all(i.asset_class is AssetClass.EQUITY for i in instruments)
+    report, sampling = run_performance(curve, closed_trades(pf), *((252, 6.5) if equities else ()))
+    trades = report.trades
     return RunSummary(
-        start=int(ts[0]) if len(ts) else 0,
-        end=int(ts[-1]) if len(ts) else 0,
+        start=start_ts,
+        end=end_ts,
         events=run.events_processed,
         orders=len(orders),
         filled_orders=counts[OrderStatus.FILLED],
@@ -117,11 +136,13 @@ def summarize(run: RunParts) -> RunSummary:
         start_equity=fixed.to_str(start_eq),
         end_equity=fixed.to_str(end_eq),
         return_pct=(end_eq / start_eq - 1.0) * 100.0 if start_eq else 0.0,
-        max_drawdown_pct=report.max_drawdown * 100.0 if report else 0.0,
-        sharpe=report.sharpe_ratio if report else float("nan"),
-        sortino=report.sortino_ratio if report else float("nan"),
-        round_trips=len(trades),
-        win_rate_pct=report.trades.win_rate * 100.0 if report and trades else float("nan"),
-        profit_factor=report.trades.profit_factor if report else float("nan"),
+        max_drawdown_pct=report.max_drawdown * 100.0,
+        sharpe=report.sharpe_ratio,
+        sortino=report.sortino_ratio,
+        round_trips=trades.n_trades,
+        win_rate_pct=trades.win_rate * 100.0 if trades.n_trades else float("nan"),
+        profit_factor=trades.profit_factor,
         denials=denials,
+        equity_sampling=sampling.describe(),
+        warnings=warnings,
     )

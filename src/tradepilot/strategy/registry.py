@@ -10,6 +10,7 @@ from typing import Any
 from tradepilot.core.time import parse_duration
 from tradepilot.strategy.base import Strategy
 from tradepilot.strategy.examples.ema_cross import EmaCross, EmaCrossParams
+from tradepilot.strategy.examples.entry_size import RUN_EQUITY_FRACTION
 from tradepilot.strategy.examples.momentum import Momentum, MomentumParams
 from tradepilot.strategy.signal_strategy import SignalMomentum, SignalMomentumParams
 
@@ -54,6 +55,22 @@ def _convert(field: dataclasses.Field[Any], text: str) -> Any:
     except (ValueError, InvalidOperation):
         raise ValueError(f"parameter {field.name}: {text!r} is not a valid {kind}") from None
     return text
+
+
+def run_params(name: str, params: Mapping[str, str]) -> dict[str, str]:
+    """``params`` with the run commands' default size: a share of equity per entry.
+
+    Applies to strategies sized by ``quantity`` or ``equity_fraction`` when neither is
+    given, so the default backtest trades a meaningful amount of its capital.
+    """
+    out = dict(params)
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        return out
+    fields = {f.name for f in dataclasses.fields(entry[0])}
+    if "equity_fraction" in fields and not {"quantity", "equity_fraction"} & set(out):
+        out["equity_fraction"] = RUN_EQUITY_FRACTION
+    return out
 
 
 def build(name: str, instrument_id: str, params: Mapping[str, str]) -> Strategy:

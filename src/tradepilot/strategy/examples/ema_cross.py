@@ -9,6 +9,7 @@ from tradepilot.model import fixed
 from tradepilot.model.data import Bar
 from tradepilot.model.events import Event
 from tradepilot.strategy.base import Strategy
+from tradepilot.strategy.examples.entry_size import check_fraction, entry_quantity
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,10 @@ class EmaCrossParams:
     fast: int = 10
     slow: int = 30
     quantity: Decimal = Decimal("0.01")
+    equity_fraction: Decimal = Decimal("0")  # > 0: size entries as this share of equity
 
     def __post_init__(self) -> None:
+        check_fraction(self.equity_fraction)
         if not 0 < self.fast < self.slow:
             raise ValueError("need 0 < fast < slow")
         if self.quantity <= 0:
@@ -64,7 +67,10 @@ class EmaCross(Strategy):
         if fast > slow:
             self._signal = "LONG"
             if held == 0:
-                self._in_flight = self.buy(iid, self._qty).client_order_id
+                qty = entry_quantity(
+                    self._qty, self.params.equity_fraction, self.equity(), bar.close
+                )
+                self._in_flight = self.buy(iid, qty).client_order_id
         else:
             self._signal = "FLAT"
             if held > 0:

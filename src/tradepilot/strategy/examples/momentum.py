@@ -18,6 +18,7 @@ from tradepilot.model import fixed
 from tradepilot.model.data import Bar
 from tradepilot.model.events import Event
 from tradepilot.strategy.base import Strategy
+from tradepilot.strategy.examples.entry_size import check_fraction, entry_quantity
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,11 @@ class MomentumParams:
     threshold_pct: float = 1.78
     lookback_ns: int = NS_PER_HOUR
     quantity: Decimal = Decimal("0.1")
+    equity_fraction: Decimal = Decimal("0")  # > 0: size entries as this share of equity
     max_hold_ns: int = 24 * NS_PER_HOUR
 
     def __post_init__(self) -> None:
+        check_fraction(self.equity_fraction)
         if self.threshold_pct <= 0 or self.lookback_ns <= 0 or self.quantity <= 0:
             raise ValueError("threshold, lookback and quantity must be positive")
 
@@ -82,7 +85,8 @@ class Momentum(Strategy):
             return
         if mom > 0 and held == 0:
             self.signal, self.reason = "BUY", "momentum above threshold"
-            self._in_flight = self.buy(p.instrument_id, p.quantity).client_order_id
+            qty = entry_quantity(p.quantity, p.equity_fraction, self.equity(), bar.close)
+            self._in_flight = self.buy(p.instrument_id, qty).client_order_id
         elif mom < 0 and held > 0:
             self.signal, self.reason = "SELL", "momentum reversed below -threshold"
             self._in_flight = self.sell(p.instrument_id, fixed.to_decimal(held)).client_order_id
