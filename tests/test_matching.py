@@ -649,13 +649,64 @@ def test_trade_through_the_price_fills_regardless_of_the_queue() -> None:
     assert fills(engine) == [("0.5", "99", M)]
 
 
-def test_resting_limit_fills_when_the_other_side_reaches_it() -> None:
-    # bid 100 is inside the spread (nobody ahead); an ask appears at 100 x 0.4
+def test_a_book_cross_without_trades_fills_nothing_by_default() -> None:
+    # bid 100 is inside the spread (nobody ahead); an ask appears at 100 x 0.4, nothing trades
     engine = book_run(
         deltas(T0 + 1, asks=[("100", "0.4")]),
         script={0: place(BUY, "1", LMT, price="100")},
     )
+    assert fills(engine) == []
+
+
+def test_a_book_cross_fills_a_capped_share_of_what_traded() -> None:
+    # 0.3 traded at or through 100 within the last second; the ask at 100 shows 4:
+    # the allowance is min(10 % of 4, 0.3 traded) = 0.3; then another cross, nothing new traded
+    engine = book_run(
+        trade(T0 + 1, "100", "0.3", aggressor=1),  # a buyer lifts an ask at 100: not ours
+        deltas(T0 + 2, asks=[("100", "4")]),
+        deltas(T0 + 3, asks=[("100", "5")]),
+        script={0: place(BUY, "1", LMT, price="100")},
+    )
+    assert fills(engine) == [("0.3", "100", M)]
+    # outside the window the same trade no longer counts
+    late = book_run(
+        trade(T0 + 1, "100", "0.3", aggressor=1),
+        deltas(T0 + 2 * SEC, asks=[("100", "4")]),
+        script={0: place(BUY, "1", LMT, price="100")},
+    )
+    assert fills(late) == []
+
+
+def test_the_crossing_share_caps_a_cross_with_heavy_trading() -> None:
+    engine = book_run(
+        trade(T0 + 1, "99.5", "50", aggressor=1),
+        deltas(T0 + 2, asks=[("100", "4")]),
+        script={0: place(BUY, "1", LMT, price="100")},
+    )
+    assert fills(engine) == [("0.4", "100", M)]  # 10 % of the 4 displayed
+
+
+def test_the_generous_crossing_rule_is_still_available() -> None:
+    engine = book_run(
+        deltas(T0 + 1, asks=[("100", "0.4")]),
+        script={0: place(BUY, "1", LMT, price="100")},
+        fill_model=FillModel(book_cross_share=1.0, book_cross_window_ns=None),
+    )
     assert fills(engine) == [("0.4", "100", M)]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"book_cross_share": -0.1},
+        {"book_cross_share": 1.5},
+        {"book_cross_share": float("nan")},
+        {"book_cross_window_ns": 0},
+    ],
+)
+def test_bad_crossing_settings_are_refused(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        FillModel(**kwargs)
 
 
 def test_marketable_limit_takes_then_rests() -> None:

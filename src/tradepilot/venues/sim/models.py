@@ -20,6 +20,13 @@ class FillModel:
       this venue's orders may take in that bar; the rest of an order waits.
     * ``cap_limit_fills_to_trade_size``: on trade ticks, a resting limit fills at
       most the traded size (partial fills), instead of in full.
+    * ``book_cross_share`` and ``book_cross_window_ns``: on an L2 book, a resting limit
+      fills from the trades that reach it after the queue ahead. When the other side of
+      the book moves onto its price, it may also take this share (0-1) of the crossing
+      displayed liquidity, but never more than the market volume that traded at or
+      through its price in the last ``book_cross_window_ns`` (less what our own resting
+      fills already took of that volume). ``1`` and ``None`` restore the old, generous
+      rule (the whole crossing depth, whatever traded).
     """
 
     limit_fill: Literal["touch", "through"] = "touch"
@@ -27,6 +34,8 @@ class FillModel:
     bar_slippage_ticks: int = 0
     bar_volume_participation: float | None = None
     cap_limit_fills_to_trade_size: bool = True
+    book_cross_share: float = 0.1
+    book_cross_window_ns: int | None = 1_000_000_000
 
     def __post_init__(self) -> None:
         if self.limit_fill not in ("touch", "through"):
@@ -36,6 +45,11 @@ class FillModel:
         part = self.bar_volume_participation
         if part is not None and not 0 < part <= 1:
             raise ValueError("bar_volume_participation must be in (0, 1]")
+        if not 0 <= self.book_cross_share <= 1:  # also refuses NaN
+            raise ValueError("book_cross_share must be in [0, 1]")
+        window = self.book_cross_window_ns
+        if window is not None and window <= 0:
+            raise ValueError("book_cross_window_ns must be positive (or None: no cap)")
 
 
 class LatencyModel:

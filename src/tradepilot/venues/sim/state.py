@@ -10,6 +10,7 @@ liquidity our own fills already took. The matching models (:mod:`.bar_matching`,
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 from tradepilot.core.clock import Clock
@@ -84,6 +85,9 @@ class VenueState:
         self._last_arrival = 0
         # L2 liquidity our own fills took, per (side of book, price), until the level updates
         self._taken: dict[str, dict[tuple[int, int], int]] = {}
+        # L2: recent market trades (ts, price, size) and what our resting orders took of them
+        self._tape: dict[str, deque[tuple[int, int, int]]] = {}
+        self._consumed: dict[str, deque[tuple[int, int]]] = {}
 
     def connect(self, emit: Emit, schedule: Scheduler) -> None:
         """Deliver reports to ``emit``; messages arrive through ``schedule`` after latency."""

@@ -15,7 +15,9 @@ the strategies and fills orders by the kind of data it is given:
   arrival fills at once at the last trade price, as a taker.
 * **L2 book** - market orders walk the book level by level (one fill per level,
   VWAP overall); a resting limit joins the back of its price level's queue and
-  fills only once the volume ahead of it has traded or been cancelled.
+  fills from the trades that reach it once the volume ahead of it has traded or been
+  cancelled; when the book crosses its price it gets a capped allowance, never more
+  than the market traded at or through its price (see :mod:`.book_matching`).
 
 The matching models live in :mod:`.bar_matching`, :mod:`.tick_matching` and
 :mod:`.book_matching`, the order intake in :mod:`.intake`, the shared state and
@@ -113,6 +115,8 @@ class SimulatedVenue(OrderIntake, BarMatching, TradeMatching, BookMatching):
     # -- trade ticks --------------------------------------------------------------------------
     def on_trade(self, tick: TradeTick) -> None:
         iid = tick.instrument_id
+        if iid in self.books:
+            self._remember_trade(tick)
         ws = self._working.get(iid)
         if ws:
             if iid in self.books:
