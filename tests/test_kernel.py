@@ -66,8 +66,9 @@ def test_a_bar_order_fills_on_the_next_bar_and_the_strategy_hears_after_the_port
     seen: list[int] = []
     engine.bus.subscribe(OrderFilled, lambda f: seen.append(engine.portfolio.position_qty(INST.id)))
     engine.run(bars(3))
-    # priced at the second bar's open, stamped when that bar is known (its close)
-    assert ("fill", T0 + 2 * NS_PER_MINUTE) in strat.log
+    # priced at the second bar's open and stamped then: decided at the first bar's close,
+    # which is the second bar's open, with zero latency
+    assert ("fill", T0 + NS_PER_MINUTE) in strat.log
     assert seen == [fixed.to_raw("0.01")]
 
 

@@ -254,11 +254,17 @@ def _check_table_case(
     o = order(engine)
     assert o.status is status, event_names(engine)
     assert fills(engine) == [(q, p, liq) for _, q, p, liq in expected_fills]
-    assert fill_times(engine) == [data[i].ts for i, *_ in expected_fills]
+    # on bars a fill at the open is stamped at the open (zero latency), later ones at the close
+    assert fill_times(engine) == [
+        data[i].ts_open if isinstance(data[i], Bar) and R(p) == data[i].open else data[i].ts
+        for i, _, p, _ in expected_fills
+    ]
     if closed_at is not None:
         item = data[closed_at]
         # a bar expires orders at its open, before matching; everything else at its ts
         expected_ts = item.ts_open if status is ST.EXPIRED and isinstance(item, Bar) else item.ts
+        if status is ST.FILLED and expected_fills:
+            expected_ts = fill_times(engine)[-1]  # a filled order closes with its last fill
         assert o.ts_last == expected_ts
     if status is ST.EXPIRED:
         assert isinstance(o.events[-1], OrderExpired)
@@ -299,16 +305,18 @@ def test_bar_order_never_fills_on_the_bar_it_was_decided_on() -> None:
     # market: bar 1's open; the marketable limit too, as a taker
     assert fills(engine, "s-1") == [("1", "100.2", T)]
     assert fills(engine, "s-2") == [("1", "100.2", T)]
-    assert fill_times(engine, "s-1") == fill_times(engine, "s-2") == [data[1].ts]
+    # stamped when they happened: at bar 1's open, not at its close
+    assert fill_times(engine, "s-1") == fill_times(engine, "s-2") == [data[1].ts_open]
 
 
 @pytest.mark.parametrize(
     ("latency", "fill_bar"),
-    [(0, 1), (1, 2), (SEC, 2), (MIN, 2), (MIN + 1, 3)],
-    ids=["zero", "1ns", "1s", "one-bar", "one-bar+1ns"],
+    [(0, 1), (1, 1), (SEC, 1), (MIN - 1, 1), (MIN, 2), (MIN + 1, 2)],
+    ids=["zero", "1ns", "1s", "one-bar-1ns", "one-bar", "one-bar+1ns"],
 )
-def test_bar_latency_defers_eligibility(latency: int, fill_bar: int) -> None:
-    """An order that arrives after a bar has opened is first eligible on the next bar."""
+def test_bar_latency_stamps_fills_at_open_plus_latency(latency: int, fill_bar: int) -> None:
+    """An order is matched on the bar during which it arrives, at that bar's open, and its
+    fill is stamped at its arrival: a 50 ms latency costs 50 ms, not a whole bar."""
     data = [
         bar(0, "100", "101", "99", "100"),
         bar(1, "105", "106", "104", "105"),
@@ -317,8 +325,17 @@ def test_bar_latency_defers_eligibility(latency: int, fill_bar: int) -> None:
     ]
     engine = run(data, {0: place(BUY, "1")}, latency_ns=latency)
     assert fills(engine) == [("1", S(data[fill_bar].open), T)]
-    assert fill_times(engine) == [data[fill_bar].ts]
-    assert last_event(engine, OrderAccepted).ts == data[0].ts + latency
+    arrival = data[0].ts + latency
+    assert last_event(engine, OrderAccepted).ts == arrival
+    assert fill_times(engine) == [max(arrival, data[fill_bar].ts_open)]
+    assert fill_times(engine)[0] - data[0].ts == latency  # time to fill = the latency
+
+
+def test_intrabar_fills_are_stamped_at_the_close() -> None:
+    data = [bar(0, "100", "101", "99", "100"), bar(1, "100", "104", "96", "102")]
+    engine = run(data, {0: place(BUY, "1", LMT, price="97")})
+    assert fills(engine) == [("1", "97", M)]
+    assert fill_times(engine) == [data[1].ts]
 
 
 UP = ("100", "104", "96", "102")  # O -> L -> H -> C

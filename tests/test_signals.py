@@ -147,8 +147,8 @@ def test_a_valid_signal_becomes_a_risk_checked_order_with_its_events_in_order() 
     order = engine.orders.orders["s-1"]
     assert order.tags == decision.signal_id == "s-s1"
     fill = next(e for e in events(engine) if isinstance(e, OrderFilled))
-    # decided on bar 0, filled at the open of bar 1 (= bar 0's close in these bars)
-    assert fill.ts == T0 + 2 * MIN and fill.last_px == R("100")
+    # decided on bar 0, filled at the open of bar 1 (= bar 0's close) and stamped then
+    assert fill.ts == T0 + MIN and fill.last_px == R("100")
     assert strat.pipeline.ledger.qty(IID) == R("0.5")
     accepted = next(e for e in events(engine) if isinstance(e, SignalAccepted))
     assert accepted.order_id == "s-1" and accepted.reason.startswith("test entry")

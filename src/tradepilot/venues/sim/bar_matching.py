@@ -1,11 +1,17 @@
 """Matching on bars, without look-ahead.
 
-An order that arrives during or at the close of a bar is first eligible on the
-next bar. Market orders fill at that bar's open (plus ``bar_slippage_ticks``).
-Limits and stops follow the bar's *intrabar path*: ``open -> low -> high -> close``
-for a bar that closed at or above its open, ``open -> high -> low -> close`` for one
-that closed below. A limit that the open already crosses fills at the open (a gap
-gives price improvement).
+A bar is seen at its close, so an order decided on a bar arrives (after the latency
+model's delay) during a later bar. An order is matched on the bar during which it
+arrived, or on the next one if it arrived at or after that bar's close. Market orders
+fill at that bar's open (plus ``bar_slippage_ticks``). Limits and stops follow the
+bar's *intrabar path*: ``open -> low -> high -> close`` for a bar that closed at or
+above its open, ``open -> high -> low -> close`` for one that closed below. A limit
+that the open already crosses fills at the open (a gap gives price improvement).
+
+**Fill times.** A fill at the open is stamped when it happens: at the open, or at the
+order's arrival if that is later (``open + latency`` for an order decided at the
+previous close). A fill further along the path is stamped at the bar's close, the
+first moment a bar shows that its range reached the price.
 """
 
 from __future__ import annotations
@@ -48,11 +54,12 @@ class BarMatching(VenueState):
         slip = self.fill.bar_slippage_ticks * inst.tick_size
         ts_open = bar.ts_open
         for w in list(ws):
-            if w.cid not in self._by_cid or w.ts_arrived > ts_open:
-                continue  # arrived after this bar opened: first eligible on the next bar
+            if w.cid not in self._by_cid or w.ts_arrived >= bar.ts:
+                continue  # arrived at or after this bar's close: first eligible on the next bar
             result = self._bar_fill_price(w, path)
             if result is not None:
-                px, taker = result
+                px, taker, at_open = result
+                at = max(ts_open, w.ts_arrived) if at_open else bar.ts
                 if taker and w.is_market:
                     px = px + slip if w.side > 0 else max(inst.tick_size, px - slip)
                 qty = w.leaves
@@ -60,13 +67,14 @@ class BarMatching(VenueState):
                     qty = min(qty, budget)
                     budget -= qty
                 if qty > 0:
-                    self._fill(w, qty, px, taker)
+                    self._fill(w, qty, px, taker, at)
             self._end_immediate(w)
 
     def _bar_fill_price(
         self, w: WorkingOrder, path: tuple[int, int, int, int]
-    ) -> tuple[int, bool] | None:
-        """Where along the intrabar path the order fills, and whether as taker."""
+    ) -> tuple[int, bool, bool] | None:
+        """Where along the intrabar path the order fills, whether as taker, and whether at
+        the open."""
         start = 0
         t = w.order_type
         if t in (_STOP_MARKET, _STOP_LIMIT) and not w.triggered:
@@ -77,14 +85,14 @@ class BarMatching(VenueState):
             start, trig_px = hit
             self._trigger(w)
             if t is _STOP_MARKET:
-                return trig_px, True
+                return trig_px, True, start == 0
             path = (trig_px, *path[start + 1 :])  # type: ignore[assignment]
             start = 0
             w.taker = w.price is not None and (
                 trig_px <= w.price if w.side > 0 else trig_px >= w.price
             )
         if w.is_market:
-            return path[0], True
+            return path[0], True, start == 0
         assert w.price is not None
         hit = _first_reach(path, w.price, w.side < 0, strict=self._limit_through)
         if hit is None:
@@ -92,8 +100,8 @@ class BarMatching(VenueState):
         idx, px = hit
         if idx == 0:
             # the bar opened through the limit: fill at the open, a price improvement
-            return path[0], w.taker
-        return px, False
+            return path[0], w.taker, start == 0
+        return px, False, False
 
 
 def _first_reach(

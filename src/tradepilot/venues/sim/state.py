@@ -166,9 +166,10 @@ class VenueState:
         self._emit(event)
 
     # -- fills ------------------------------------------------------------------------
-    def _fill(self, w: WorkingOrder, qty: int, px: int, taker: bool) -> None:
+    def _fill(self, w: WorkingOrder, qty: int, px: int, taker: bool, at: int | None = None) -> None:
+        """Settle one fill; ``at`` stamps it when it happened before now (bars)."""
         inst = w.instrument
-        now = self.clock.now()
+        now = self.clock.now() if at is None else at
         qty = min(qty, w.leaves)
         pos = self.positions.get(inst.id)
         if w.reduce_only:
