@@ -37,7 +37,7 @@ def test_summary_and_report_measure_the_same_series(run: tuple[Path, object, obj
     assert summary.max_drawdown_pct == pytest.approx(perf.max_drawdown * 100.0, rel=1e-9)  # type: ignore[attr-defined]
     assert summary.sharpe == pytest.approx(perf.sharpe_ratio, rel=1e-9)  # type: ignore[attr-defined]
     assert summary.sortino == pytest.approx(perf.sortino_ratio, rel=1e-9)  # type: ignore[attr-defined]
-    assert summary.equity_sampling == "every 1 min, 9,881 points; annualised x sqrt(525,600)"  # type: ignore[attr-defined]
+    assert summary.equity_sampling == "each 1 min bar, 9,881 points; annualised x sqrt(525,600)"  # type: ignore[attr-defined]
     html = render_report(events, market)
     assert "<h2>Performance</h2>" in html
     shown = re.search(r"<td>Sharpe \(rf 0\)</td><td>([^<]+)</td>", html)
@@ -47,7 +47,7 @@ def test_summary_and_report_measure_the_same_series(run: tuple[Path, object, obj
         summary.max_drawdown_pct,  # type: ignore[attr-defined]
         abs=5e-4,
     )
-    assert "every 1 min, 9,881 points" in html
+    assert "each 1 min bar, 9,881 points" in html
 
 
 def test_round_trips_from_the_journal_match_the_engine(run: tuple[Path, object, object]) -> None:

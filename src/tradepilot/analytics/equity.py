@@ -3,9 +3,10 @@
 The CLI summary, the paper report and the HTML report all measure a run on the series
 built here, so they print the same drawdown and the same Sharpe:
 
-* **sampling** - the equity is marked on a regular grid: the multiples of ``interval``
-  (the bar interval of the reference prices, at least one minute; one hour without
-  prices) between the session's start and end, plus those two instants. At each point
+* **sampling** - the equity is marked at the session's start and end and in between at
+  every bar of the reference prices (bar data: one mark per bar, so an equity market's
+  closed hours add no flat points), or on the regular grid of multiples of ``interval``
+  (trade or L2 data: every minute; no prices: every hour). At each point
   the fills up to and including that time are counted and each position is marked at
   the last reference price at or before it (the instrument's last fill price before the
   series starts or without one).
@@ -68,6 +69,7 @@ class EquityCurve:
     start_cash: float
     drawdown_is_fraction: bool
     interval_ns: int
+    per_bar: bool = False  # marked at each bar of the prices rather than on a clock grid
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +79,16 @@ class Sampling:
     interval_ns: int
     points: int
     periods_per_year: float
+    per_bar: bool = False
 
     def describe(self) -> str:
-        """E.g. ``every 1 min, 9,881 points; annualised x sqrt(525,600)``."""
-        return (
-            f"every {_interval(self.interval_ns)}, {self.points:,} points; "
-            f"annualised x sqrt({self.periods_per_year:,.0f})"
+        """E.g. ``each 1 min bar, 9,881 points; annualised x sqrt(525,600)``."""
+        every = (
+            f"each {_interval(self.interval_ns)} bar"
+            if self.per_bar
+            else "every " + (_interval(self.interval_ns))
         )
+        return f"{every}, {self.points:,} points; annualised x sqrt({self.periods_per_year:,.0f})"
 
 
 def _interval(ns: int) -> str:
@@ -123,6 +128,11 @@ def starting_cash(events: Iterable[Event]) -> float:
     return 0.0
 
 
+def _median_step(series: Iterable[PriceSeries]) -> int:
+    steps = [int(np.median(np.diff(s.ts))) for s in series if len(s) > 1]
+    return min(steps) if steps else 0
+
+
 def sampling_interval(series: Iterable[PriceSeries | None]) -> int:
     """The bar interval of the reference prices (median spacing), at least one minute.
 
@@ -147,10 +157,13 @@ def equity_curve(
     start_cash: float | None = None,
     interval_ns: int | None = None,
     bounds: tuple[int, int] | None = None,
+    instruments: Iterable[str] = (),
 ) -> EquityCurve:
     """The equity series of a run from its journaled events (see the module docstring).
 
-    ``bounds``: the session's start and end when the events do not carry them.
+    ``bounds``: the session's start and end when the events do not carry them;
+    ``instruments``: those the run traded or could have (their prices set the sampling
+    even when nothing filled).
     """
     cash0 = starting_cash(events) if start_cash is None else start_cash
     fills = [e for e in events if isinstance(e, OrderFilled)]
@@ -160,10 +173,17 @@ def equity_curve(
         t_end = max((e.ts for e in events), default=0)
     else:
         t_start, t_end = bounds
+    watched = sorted({f.instrument_id for f in fills} | set(instruments))
     instruments = sorted({f.instrument_id for f in fills})
-    step = interval_ns or sampling_interval(series_for(prices, iid) for iid in instruments)
-    inner = np.arange((t_start // step + 1) * step, t_end, step, dtype=np.int64)
-    grid = np.unique(np.concatenate([np.asarray([t_start, t_end], dtype=np.int64), inner]))
+    marked = [s for s in (series_for(prices, iid) for iid in watched) if s is not None]
+    step = interval_ns or sampling_interval(marked)
+    per_bar = interval_ns is None and bool(marked) and _median_step(marked) >= NS_PER_MINUTE
+    if per_bar:
+        # bars: mark at each bar (an equity market's closed hours add no flat points)
+        parts = [s.ts[s.window(t_start, t_end)] for s in marked]
+    else:
+        parts = [np.arange((t_start // step + 1) * step, t_end, step, dtype=np.int64)]
+    grid = np.unique(np.concatenate([np.asarray([t_start, t_end], dtype=np.int64), *parts]))
 
     f_ts = np.asarray([f.ts for f in fills], dtype=np.int64)
     flows = np.asarray(
@@ -200,7 +220,7 @@ def equity_curve(
     else:
         drawdown = equity - peak
         fraction = False
-    return EquityCurve(grid, equity, drawdown, cash0, fraction, step)
+    return EquityCurve(grid, equity, drawdown, cash0, fraction, step, per_bar)
 
 
 def run_performance(
@@ -212,7 +232,7 @@ def run_performance(
     """Performance statistics of ``curve`` and how its returns were sampled."""
     ppy = periods_per_year_for(curve.interval_ns, trading_days, hours_per_day)
     report = performance_report(curve.ts, curve.equity, trades, ppy)
-    return report, Sampling(curve.interval_ns, len(curve.ts), ppy)
+    return report, Sampling(curve.interval_ns, len(curve.ts), ppy, curve.per_bar)
 
 
 def closed_trades(events: Iterable[Event]) -> list[ClosedTrade]:
