@@ -37,24 +37,54 @@ def data_import(
     path: Annotated[Path, typer.Argument(help="CSV/Parquet/JSON file to import.")],
     name: Annotated[str, typer.Option(help="Name to give the data set.")],
     kind: Annotated[str, typer.Option(help="bars | trades")] = "bars",
-    symbol: Annotated[str, typer.Option(help="Instrument symbol, e.g. BTCUSDT.")] = "BTCUSDT",
-    base: Annotated[str, typer.Option(help="Base currency.")] = "BTC",
-    quote: Annotated[str, typer.Option(help="Quote currency.")] = "USDT",
-    tick_size: Annotated[str, typer.Option(help="Price increment.")] = "0.01",
-    lot_size: Annotated[str, typer.Option(help="Quantity increment.")] = "0.00001",
-    series_symbol: Annotated[
-        str | None, typer.Option(help="Pick this symbol from a multi-symbol file.")
+    symbol: Annotated[
+        str | None,
+        typer.Option(help="Instrument symbol (default: --series-symbol, else BTCUSDT)."),
     ] = None,
+    base: Annotated[
+        str | None, typer.Option(help="Base currency (default: the symbol of an equity, BTC).")
+    ] = None,
+    quote: Annotated[
+        str | None, typer.Option(help="Quote currency (default: USD for equities, USDT).")
+    ] = None,
+    tick_size: Annotated[str, typer.Option(help="Price increment.")] = "0.01",
+    lot_size: Annotated[
+        str | None,
+        typer.Option(help="Quantity increment (default: 1 share for equities, 0.00001)."),
+    ] = None,
+    series_symbol: Annotated[
+        str | None,
+        typer.Option(help="Keep only this symbol's rows of a multi-symbol file (e.g. SPY)."),
+    ] = None,
+    asset_class: Annotated[
+        str,
+        typer.Option(
+            help="auto | crypto | equity | fx | future (auto: equity when the symbol is its "
+            "own base, e.g. SPY)."
+        ),
+    ] = "auto",
 ) -> None:
     """Validate a file and add it to the local data sets."""
     try:
         ds = catalog.import_file(
-            path, name, kind, symbol, base, quote, tick_size, lot_size, series_symbol=series_symbol
+            path,
+            name,
+            kind,
+            symbol,
+            base,
+            quote,
+            tick_size,
+            lot_size,
+            series_symbol=series_symbol,
+            asset_class=asset_class,
         )
     except (ValueError, DataError, OSError) as exc:
         fail(str(exc))
         return
-    console.print(f"imported {ds.name}: {ds.description}")
+    console.print(
+        f"imported {ds.name}: {ds.symbol} ({ds.asset_class.lower()}, {ds.base}/{ds.quote}), "
+        f"{ds.description}"
+    )
 
 
 def register(app: typer.Typer) -> None:

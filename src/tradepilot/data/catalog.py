@@ -15,7 +15,16 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-from tradepilot.data.loaders import BarSeries, DataError, TradeSeries, load_bars, load_trades
+import pyarrow.csv as pcsv
+
+from tradepilot.data.loaders import (
+    BarSeries,
+    DataError,
+    TradeSeries,
+    load_bars,
+    load_trades,
+    symbol_rows,
+)
 from tradepilot.model.enums import AssetClass
 from tradepilot.model.instrument import Instrument
 
@@ -127,31 +136,71 @@ def find(name_or_path: str) -> Dataset:
     raise DataError(f"no data set or file named {name_or_path!r} (known: {names})")
 
 
+#: Asset classes ``data import`` accepts, and ``auto``: an equity when the symbol is its
+#: own base (``SPY``/``SPY``/``USD``), else crypto (``BTCUSDT``/``BTC``/``USDT``).
+ASSET_CLASSES = ("auto", *(a.value.lower() for a in AssetClass))
+
+
 def import_file(
     path: str | Path,
     name: str,
     kind: str,
-    symbol: str,
-    base: str,
-    quote: str,
-    tick_size: str,
-    lot_size: str,
+    symbol: str | None = None,
+    base: str | None = None,
+    quote: str | None = None,
+    tick_size: str = "0.01",
+    lot_size: str | None = None,
     venue: str = "SIM",
     series_symbol: str | None = None,
+    asset_class: str = "auto",
 ) -> Dataset:
-    """Validate a file by loading it, then copy it into the data folder with a manifest."""
+    """Validate a file by loading it, then copy it into the data folder with a manifest.
+
+    With ``series_symbol`` only that symbol's rows are kept (written as CSV), and the
+    instrument defaults to it: ``--series-symbol SPY`` is the equity SPY quoted in USD,
+    traded in whole shares. An existing data set of the same name is not overwritten.
+    """
     src = Path(path)
     if kind not in ("bars", "trades"):
         raise DataError("kind must be 'bars' or 'trades'")
+    if asset_class.lower() not in ASSET_CLASSES:
+        raise DataError(f"asset class must be one of {', '.join(ASSET_CLASSES)}")
+    if not name or Path(name).name != name or name.startswith("."):
+        raise DataError(f"data set name {name!r} must be a plain file name")
+    if any(ds.name == name for ds in all_datasets()):
+        raise DataError(f"a data set named {name!r} exists already; choose another name")
+    picked = series_symbol is not None and symbol is None
+    symbol = symbol or series_symbol or "BTCUSDT"
+    base = base or (symbol if picked else "BTC")
+    if asset_class.lower() == "auto":
+        cls = AssetClass.EQUITY if symbol == base else AssetClass.CRYPTO
+    else:
+        cls = AssetClass(asset_class.upper())
+    equity = cls is AssetClass.EQUITY
+    quote = quote or ("USD" if equity else "USDT")
+    lot_size = lot_size or ("1" if equity else "0.00001")
+    iid = f"{symbol}.{venue}"
     loaded = (
-        load_bars(src, f"{symbol}.{venue}", symbol=series_symbol)
+        load_bars(src, iid, symbol=series_symbol)
         if kind == "bars"
-        else load_trades(src, f"{symbol}.{venue}", symbol=series_symbol)
+        else load_trades(src, iid, symbol=series_symbol)
     )
     folder = home() / "data"
     folder.mkdir(parents=True, exist_ok=True)
-    dest = folder / f"{name}{''.join(src.suffixes)}"
-    shutil.copyfile(src, dest)
+    rows = None
+    if series_symbol is not None:
+        try:
+            rows = symbol_rows(src, series_symbol)
+        except DataError:
+            rows = None  # a single-symbol file: nothing to pick, keep it whole
+    if rows is not None:
+        dest = folder / f"{name}.csv"
+        pcsv.write_csv(rows, str(dest))
+        origin = f"the {series_symbol} rows of {src.name}"
+    else:
+        dest = folder / f"{name}{''.join(src.suffixes)}"
+        shutil.copyfile(src, dest)
+        origin = src.name
     ds = Dataset(
         name=name,
         kind=kind,
@@ -162,7 +211,8 @@ def import_file(
         quote=quote,
         tick_size=tick_size,
         lot_size=lot_size,
-        description=f"imported from {src.name}, {len(loaded):,} rows",
+        asset_class=cls.value,
+        description=f"imported from {origin}, {len(loaded):,} rows",
     )
     (folder / f"{name}.json").write_text(json.dumps(asdict(ds), indent=2))
     return ds

@@ -281,6 +281,21 @@ def _filter_eq(source: Columns, column: str, value: str | None, path: Path) -> C
     return out
 
 
+def symbol_rows(path: str | Path, symbol: str) -> pa.Table:
+    """The rows of ``symbol`` in a multi-symbol file, every column as read (text for CSV).
+
+    A file without a ``symbol`` column is refused: nothing could be picked from it.
+    """
+    p = Path(path)
+    source = _read_table(p)
+    if "symbol" not in source.column_names:
+        raise DataError(f"{p}: no symbol column to pick {symbol!r} from")
+    picked = _filter_eq(source, "symbol", symbol, p)
+    table: Any = picked.table() if isinstance(picked, _LazyParquet) else picked
+    out: pa.Table = table
+    return out
+
+
 def _check_increasing(path: Path, ts: I64, strict: bool) -> None:
     if len(ts) < 2:
         return
