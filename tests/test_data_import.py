@@ -8,7 +8,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tradepilot.app.sessions import RunSpec, run_backtest
+from tradepilot.app.build import RunSpec
+from tradepilot.app.session import run_backtest
 from tradepilot.cli import data as data_cli
 from tradepilot.data import catalog
 from tradepilot.data.loaders import DataError

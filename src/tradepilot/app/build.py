@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tradepilot.app.config import RunConfig, as_mapping, as_percent, target_model
-from tradepilot.core.time import parse_duration, parse_time
+from tradepilot.core.time import NS_PER_SECOND, parse_duration, parse_time
 from tradepilot.data import catalog
 from tradepilot.data.catalog import DEFAULT_DATASET, Dataset
 from tradepilot.data.loaders import BarSeries, TradeSeries, load_bars
@@ -75,6 +75,8 @@ class BuiltRun:
     calendar: TradingCalendar | None = None
     start_ns: int = 0
     dataset: Dataset | None = None
+    warnings: tuple[str, ...] = ()  # why the run could silently do nothing
+    end_reason: str = "end of data"  # why the replay ends if nothing stops it first
 
     @property
     def instrument(self) -> Instrument:
@@ -119,10 +121,14 @@ def build_spec_run(
     if len(series) == 0:
         raise ValueError("no data in the requested date range")
     first = series.start_ns if isinstance(series, BarSeries) else int(series.ts[0])
+    end_reason = "end of data"
     if duration_ns is not None:
         if duration_ns <= 0:
             raise ValueError("duration must be positive")
-        series = series.between(first, first + duration_ns + 1)
+        cut = series.between(first, first + duration_ns + 1)
+        if len(cut) < len(series):
+            end_reason = f"duration {_span(duration_ns)} reached"
+        series = cut
     strategy = registry.build(spec.strategy, inst.id, spec.params)
     if fixed.to_raw(spec.capital) <= 0:
         raise ValueError("capital must be positive")
@@ -143,7 +149,45 @@ def build_spec_run(
     )
     engine = Engine.simulated([inst], [strategy], config, journal=journal or NullJournal())
     return BuiltRun(
-        f"{spec.strategy} on {ds.name}", [inst], [series], engine, [strategy], None, first, ds
+        f"{spec.strategy} on {ds.name}",
+        [inst],
+        [series],
+        engine,
+        [strategy],
+        None,
+        first,
+        ds,
+        data_warnings(strategy, ds),
+        end_reason,
+    )
+
+
+def _span(ns: int) -> str:
+    """A duration as the user would write it: ``24h``, ``90m``, ``45s``."""
+    for unit, size in (("h", 3_600), ("m", 60)):
+        if ns % (size * NS_PER_SECOND) == 0:
+            return f"{ns // (size * NS_PER_SECOND)}{unit}"
+    return f"{ns / NS_PER_SECOND:g}s"
+
+
+_CALLBACKS = {"bars": ("on_bar",), "trades": ("on_trade", "on_quote", "on_book")}
+
+
+def data_warnings(strategy: Strategy, dataset: Dataset) -> tuple[str, ...]:
+    """Why a run would silently do nothing: the strategy never hears the data's kind."""
+    heard = [
+        name
+        for names in _CALLBACKS.values()
+        for name in names
+        if getattr(type(strategy), name) is not getattr(Strategy, name)
+    ]
+    wanted = _CALLBACKS.get(dataset.kind, ())
+    if not heard or any(name in heard for name in wanted):
+        return ()
+    kind = "bars" if dataset.kind == "bars" else "trade ticks"
+    return (
+        f"strategy {strategy.strategy_id} reacts to {', '.join(heard)} but data set "
+        f"{dataset.name} holds {kind}: it will see none of them and place no orders",
     )
 
 

@@ -332,7 +332,7 @@ class Session:
         self.on_cycle = on_cycle
         self.cycles = 0
         self.records: list[CycleRecord] = []
-        self.stop_reason = "end of data"
+        self.stop_reason = self.built.end_reason
         self._log: TextIO | None = None
 
     @classmethod
@@ -535,7 +535,7 @@ class Session:
         return report
 
     def summary(self) -> RunSummary:
-        return summarize(self.engine, self.prices())
+        return summarize(self.engine, self.prices(), self.built.warnings)
 
     def prices(self) -> PriceInput:
         """The reference prices of the replayed data, per instrument (for the summary)."""
@@ -569,7 +569,7 @@ class Session:
             "market_end": iso(engine.clock.now()),
             "wall_seconds": round(wall_seconds, 3),
             "cycles": self.cycles,
-            "summary": summarize(engine, self.prices()).to_dict(),
+            "summary": summarize(engine, self.prices(), built.warnings).to_dict(),
             "signals": signals,
             "holds": dict(sorted(holds.items(), key=lambda kv: (-kv[1], kv[0]))),
             "positions": {

@@ -95,6 +95,8 @@ def summary_table(s: RunSummary, title: str) -> Table:
     ]
     for code, n in sorted(s.denials.items()):
         rows.append((f"denied: {code}", f"{n:,}"))
+    if s.warnings:
+        rows.append(("warnings", f"{len(s.warnings)} (printed above)"))
     for key, value in rows:
         table.add_row(key, value)
     return table
@@ -156,6 +158,8 @@ def backtest(
     except (ValueError, DataError, JournalError) as exc:
         fail(str(exc))
         return
+    for warning in summary.warnings:
+        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     console.print(summary_table(summary, prepared.name))
     table = execution_table(
         prepared.engine, market_from_series(prepared.series[0]), width=console.width, wide=wide
@@ -216,6 +220,8 @@ def paper(
         fail(str(exc))
         return
     opts = runner.options
+    for warning in runner.built.warnings:
+        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     err.print(
         f"paper session {session!r}{' (resumed)' if resume else ''}: {runner.built.name}, "
         f"cycle {(opts.cycle_ns or 0) // 1_000_000_000}s at "
