@@ -2,17 +2,19 @@
 
 An order is checked when it arrives (after the latency model's delay): instrument,
 lot and tick multiples, minimum quantity and notional, prices its type needs, GTD
-expiry, reduce-only against the venue's position, duplicate client order ids,
+expiry (a DAY order lives until the session's close: :func:`day_order_expiry`),
+reduce-only against the venue's position, duplicate client order ids,
 post-only and FOK conditions, and the balance it must lock. Every refusal is an
 ``OrderRejected`` (or ``OrderCancelRejected``/``OrderModifyRejected``) with a reason.
 """
 
 from __future__ import annotations
 
+from tradepilot.core.calendars import nyse
 from tradepilot.core.time import NS_PER_DAY
 from tradepilot.model import fixed
 from tradepilot.model.account import InsufficientBalance
-from tradepilot.model.enums import OrderType, TimeInForce
+from tradepilot.model.enums import AssetClass, OrderType, TimeInForce
 from tradepilot.model.events import (
     OrderAccepted,
     OrderCanceled,
@@ -30,6 +32,22 @@ _MARKET = OrderType.MARKET
 _LIMIT = OrderType.LIMIT
 _STOP_MARKET = OrderType.STOP_MARKET
 _STOP_LIMIT = OrderType.STOP_LIMIT
+
+
+#: The session a DAY order on an equity lives for: NYSE regular hours, early closes included.
+_EQUITY_SESSION = nyse(holidays=True)
+
+
+def day_order_expiry(instrument: Instrument, now: int) -> int:
+    """When a DAY order sent at ``now`` expires.
+
+    Equities: at the close of the NYSE session in progress, or of the next one when the
+    order arrives outside regular hours (13:00 on an early-close day). Other markets
+    trade around the clock: at the next UTC midnight.
+    """
+    if instrument.asset_class is AssetClass.EQUITY:
+        return _EQUITY_SESSION.session_close_after(now)
+    return (now // NS_PER_DAY + 1) * NS_PER_DAY
 
 
 class OrderIntake(VenueState):
@@ -76,7 +94,7 @@ class OrderIntake(VenueState):
         self._seen_cids.add(cid)
         w = WorkingOrder(order, inst, now)
         if order.time_in_force is TimeInForce.DAY:
-            w.expire_ts = (now // NS_PER_DAY + 1) * NS_PER_DAY
+            w.expire_ts = day_order_expiry(inst, now)
         marketable = self._marketable_now(w)
         if pending.post_only and (w.order_type is _MARKET or marketable):
             self._emit(OrderRejected(now, cid, "post-only order would take liquidity"))
