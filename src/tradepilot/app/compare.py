@@ -27,6 +27,7 @@ from tradepilot.model.data import BookDeltas, BookSnapshot, MarketData
 from tradepilot.model.enums import AccountType, OrderSide
 from tradepilot.model.instrument import Instrument
 from tradepilot.strategy.base import Strategy
+from tradepilot.venues.sim.filters import BINANCE_SPOT_MIN_NOTIONAL, ExchangeFilters
 
 if TYPE_CHECKING:
     from tradepilot.data.book_loader import BookSession
@@ -55,6 +56,10 @@ NS_PER_SECOND = 1_000_000_000
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USD", "EUR", "BTC", "ETH", "BNB")
 # Fee rates in bps (maker, taker) by market when none is given.
 _DEFAULT_FEES = {"spot": ("10", "10"), "usdm": ("2", "5")}
+# Binance's exchange filters by market: minimum order value (NOTIONAL / MIN_NOTIONAL) and
+# the venue-wide limits (order rate, open orders, percent-price band; spot values).
+_MIN_NOTIONAL = {"spot": BINANCE_SPOT_MIN_NOTIONAL, "usdm": "100"}
+_SESSION_FILTERS = {"spot": ExchangeFilters.binance_spot()}
 
 
 def _repo_root() -> Path:
@@ -105,6 +110,7 @@ def session_instrument(
     quote = next((q for q in _QUOTES if symbol.endswith(q) and len(symbol) > len(q)), "USDT")
     base = symbol[: -len(quote)] if symbol.endswith(quote) else symbol
     maker, taker = _DEFAULT_FEES.get(session.market, ("10", "10"))
+    min_notional = _MIN_NOTIONAL.get(session.market, "0")
     if fee_bps is not None:
         maker = taker = fee_bps
     return Instrument(
@@ -115,6 +121,7 @@ def session_instrument(
         tick_size=tick,
         lot_size=lot,
         min_qty=lot,
+        min_notional=fixed.to_raw(min_notional),
         maker_fee_bps=fixed.to_raw(maker),
         taker_fee_bps=fixed.to_raw(taker),
     )
@@ -147,7 +154,8 @@ def algorithm_names(include_all: bool = False) -> list[str]:
 _DURATION_FIELDS = ("duration", "horizon", "max_duration", "timeout")
 #: Defaults for parameters an algorithm requires and the comparison cannot derive.
 COMPARE_DEFAULTS: Mapping[str, Mapping[str, object]] = {
-    "pov": {"participation": 0.1},
+    # a child at most every 5 s: the traded volume meanwhile is merged into it
+    "pov": {"participation": 0.1, "min_interval": 5 * NS_PER_SECOND},
     "iceberg": {"visible_pct": 10.0},
 }
 
@@ -171,7 +179,8 @@ def algorithm_params(
     ``max_duration``, ``timeout``) gets ``duration_ns``; with a ``timeout``, a
     ``fallback_to_market`` field is switched on so the order completes. ``vwap`` gets the
     intraday volume profile of the bundled candles (:func:`historical_volume_profile`),
-    ``pov`` a participation of 10 %, ``iceberg`` a visible 10 % (``COMPARE_DEFAULTS``).
+    ``pov`` a participation of 10 % with a child at most every 5 s, ``iceberg`` a visible
+    10 % (``COMPARE_DEFAULTS``).
     ``overrides`` (mapping form, e.g. ``{"slices": 10}``) are applied last.
     """
     from tradepilot.execution.algos import ALGORITHMS
@@ -343,6 +352,7 @@ def compare_engine(
         latency_ns=int(spec.latency_ms * 1_000_000),
         seed=spec.seed,
         mode="compare",
+        exchange_filters=_SESSION_FILTERS.get(session.market, ExchangeFilters()),
     )
     params = algorithm_params(algorithm, spec.duration_ns, spec.params.get(algorithm))
     algos = AlgoEngine()

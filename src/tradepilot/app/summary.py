@@ -116,7 +116,7 @@ def summarize(
         prices.prices if isinstance(prices, MarketSeries) else prices,
         start_cash=fixed.to_float(start_eq),
         bounds=(start_ts, end_ts),
-        instruments=engine.instruments,
+        instruments=pf.instruments,
     )
     instruments = pf.instruments.values()
     equities = bool(instruments) and all(i.asset_class is AssetClass.EQUITY for i in instruments)

@@ -61,6 +61,7 @@ from tradepilot.risk.engine import RiskEngine, RiskRule, TradingState
 from tradepilot.risk.view import EngineRiskView
 from tradepilot.venues.base import Venue
 from tradepilot.venues.errors import failure_outcome
+from tradepilot.venues.sim.filters import ExchangeFilters
 from tradepilot.venues.sim.models import FillModel, LatencyModel
 from tradepilot.venues.sim.venue import SimulatedVenue
 
@@ -79,6 +80,7 @@ class EngineConfig:
     account_type: AccountType = AccountType.CASH
     venue: str = "SIM"
     fill_model: FillModel = field(default_factory=FillModel)
+    exchange_filters: ExchangeFilters = field(default_factory=ExchangeFilters)
     latency_ns: int = 0
     latency_jitter_ns: int = 0
     seed: int = 0
@@ -182,7 +184,8 @@ class Engine:
         clock: SimClock | None = None,
     ) -> Engine:
         """An engine on a :class:`SimulatedVenue` (backtest, paper), set up from ``config``:
-        the venue's name, fill model, latency and seed, and the account it starts with."""
+        the venue's name, fill model, latency and seed, exchange filters, and the account
+        it starts with."""
         cfg = config or EngineConfig()
         clock = clock or SimClock()
         balances = {ccy: fixed.to_raw(v) for ccy, v in cfg.starting_balances.items()}
@@ -193,6 +196,7 @@ class Engine:
             clock,
             cfg.fill_model,
             LatencyModel(cfg.latency_ns, cfg.latency_jitter_ns, cfg.seed),
+            cfg.exchange_filters,
         )
         return cls(
             instruments,

@@ -147,6 +147,19 @@ class ParentContext:
         lot = self.instrument.lot_size
         return max(0, raw - raw % lot)
 
+    def min_child(self, price: int | None = None, side: OrderSide | None = None) -> int:
+        """The smallest child the venue accepts: the lot, the instrument's minimum
+        quantity, and its minimum notional at ``price`` (else the far touch) rounded up
+        to the lot."""
+        inst = self.instrument
+        lot = inst.lot_size
+        least = max(lot, inst.min_qty)
+        ref = price or self.far_touch(side)
+        if inst.min_notional and ref:
+            need = -(-(inst.min_notional * fixed.SCALE) // ref)
+            least = max(least, -(-need // lot) * lot)
+        return least
+
     def snap_price(self, raw: int) -> int:
         """Nearest tick, never below one tick."""
         tick = self.instrument.tick_size
@@ -202,14 +215,22 @@ class ParentContext:
         tags: str = "",
     ) -> Order | None:
         """Send a child through the risk engine; ``quantity`` is floored to the lot and
-        clamped to :meth:`available`. Returns None (and sends nothing) if that is zero
-        or the parent is no longer working."""
+        clamped to :meth:`available`, and raised to :meth:`min_child` (the venue's minimum
+        size and value) when the parent has that much left. Returns None (and sends
+        nothing) if that is zero or the parent is no longer working."""
         if self.status is not ParentStatus.WORKING:
             return None
         side = self.side if side is None else side
-        qty = min(self.snap_qty(quantity), self.snap_qty(self.available(side)))
+        room = self.snap_qty(self.available(side))
+        qty = min(self.snap_qty(quantity), room)
         if qty <= 0:
             return None
+        # a child below the venue's minimum is merged with the rest of the parent, and so
+        # is a rest that would be left below it (it could never be sent on its own)
+        least = self.min_child(price or trigger_price, side)
+        qty = max(qty, min(room, least))
+        if 0 < room - qty < least:
+            qty = room
         cid = self._algos.context.orders.ids.next_child_id(self.parent_id)
         self.children.append(cid)
         init = new_order(

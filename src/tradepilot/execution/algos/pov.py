@@ -4,7 +4,10 @@ The market volume traded since the parent started is counted from trade ticks (t
 sizes) or bars (their volume). Whenever ``participation`` times that volume is ahead
 of what the parent has filled and has working by at least ``min_child`` (one lot if
 zero), a child for the difference is sent, at most ``max_child``. The last child may
-be smaller than ``min_child``. Children are market orders, or limits at
+be smaller than ``min_child``. With ``min_interval`` (ns), children are at least that
+far apart: the volume traded meanwhile is merged into the next child instead of a stream
+of tiny orders (the venue's rate limit and minimum size would refuse them). Every child
+is at least the venue's minimum size and value. Children are market orders, or limits at
 ``limit_price`` (a price the parent will not pay more, or sell for less, than).
 The parent's own fills are not part of the counted volume.
 """
@@ -14,7 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tradepilot.execution.algos.base import FIXED, AlgoParams, Algorithm, check_positive
+from tradepilot.execution.algos.base import (
+    DURATION,
+    FIXED,
+    AlgoParams,
+    Algorithm,
+    check_positive,
+)
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar, TradeTick
 from tradepilot.model.enums import OrderType
@@ -31,6 +40,7 @@ class PovParams(AlgoParams):
     min_child: int = field(default=0, metadata=FIXED)
     max_child: int | None = field(default=None, metadata=FIXED)
     limit_price: int | None = field(default=None, metadata=FIXED)
+    min_interval: int = field(default=0, metadata=DURATION)
 
     def check(self) -> None:
         if not 0 < self.participation <= 1:
@@ -39,6 +49,8 @@ class PovParams(AlgoParams):
             raise ValueError(f"min_child cannot be negative, got {fixed.to_str(self.min_child)}")
         check_positive("max_child", self.max_child)
         check_positive("limit_price", self.limit_price)
+        if self.min_interval < 0:
+            raise ValueError("min_interval cannot be negative")
         if self.max_child is not None and self.max_child < self.min_child:
             raise ValueError("max_child is below min_child")
 
@@ -57,6 +69,7 @@ class PovAlgo(Algorithm[PovParams]):
             raise ValueError("min_child is above the parent quantity")
         self._rate = round(params.participation * _PPB)
         self.observed = 0  # market volume since the parent started
+        self._last_child: int | None = None
 
     def on_trade(self, tick: TradeTick) -> None:
         self.observed += tick.size
@@ -71,11 +84,16 @@ class PovAlgo(Algorithm[PovParams]):
         target = min(ctx.quantity, self.observed * self._rate // _PPB)
         deficit = ctx.snap_qty(target - ctx.filled - ctx.working())
         available = ctx.available()
-        smallest = max(p.min_child, ctx.instrument.lot_size, ctx.instrument.min_qty)
+        smallest = max(p.min_child, ctx.min_child(p.limit_price))
         if deficit <= 0 or (deficit < smallest and deficit < available):
             return
+        last = self._last_child
+        if last is not None and ctx.now() - last < p.min_interval and deficit < available:
+            return  # too soon: merged into the next child
         qty = deficit if p.max_child is None else min(deficit, p.max_child)
         if p.limit_price is None:
-            ctx.submit(qty, OrderType.MARKET)
+            sent = ctx.submit(qty, OrderType.MARKET)
         else:
-            ctx.submit(qty, OrderType.LIMIT, price=p.limit_price)
+            sent = ctx.submit(qty, OrderType.LIMIT, price=p.limit_price)
+        if sent is not None:
+            self._last_child = ctx.now()

@@ -2,13 +2,16 @@
 
 An order is checked when it arrives (after the latency model's delay): instrument,
 lot and tick multiples, minimum quantity and notional, prices its type needs, GTD
-expiry (a DAY order lives until the session's close: :func:`day_order_expiry`),
+expiry (a DAY order lives until the session's close: :func:`day_order_expiry`), the
+exchange filters (order rate, open orders, percent-price band: :mod:`.filters`),
 reduce-only against the venue's position, duplicate client order ids,
 post-only and FOK conditions, and the balance it must lock. Every refusal is an
 ``OrderRejected`` (or ``OrderCancelRejected``/``OrderModifyRejected``) with a reason.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 from tradepilot.core.calendars import nyse
 from tradepilot.core.time import NS_PER_DAY
@@ -88,6 +91,8 @@ class OrderIntake(VenueState):
         reason = self._validate(order, inst)
         if reason is None and cid in self._seen_cids:
             reason = f"duplicate client order id {cid}"
+        if reason is None and inst is not None:
+            reason = self._filter(order, inst, now)
         if reason is not None or inst is None:
             self._emit(OrderRejected(now, cid, reason or "unknown instrument"))
             return
@@ -153,6 +158,27 @@ class OrderIntake(VenueState):
                 return "reduce-only order would increase the position"
             if qty > abs(held):
                 return "reduce-only order is larger than the position"
+        return None
+
+    def _filter(self, order: Order, inst: Instrument, now: int) -> str | None:
+        """The exchange filters (:mod:`.filters`): order rate, open orders, price band."""
+        f = self.filters
+        for px in (order.price, order.trigger_price):
+            if px is not None and (f.price_up is not None or f.price_down is not None):
+                refusal = f.price_refusal(px, self.last_px.get(inst.id))
+                if refusal:
+                    return refusal
+        if f.max_open_orders is not None and len(self._working[inst.id]) >= f.max_open_orders:
+            return f"Filter failure: MAX_NUM_ORDERS: {f.max_open_orders} orders already open"
+        if f.max_orders is not None:
+            recent = self._arrivals.setdefault(inst.id, deque())
+            while recent and recent[0] <= now - f.rate_window_ns:
+                recent.popleft()
+            if len(recent) >= f.max_orders:
+                return (
+                    f"Too many new orders: more than {f.max_orders} in {f.rate_window_ns / 1e9:g} s"
+                )
+            recent.append(now)
         return None
 
     def _marketable_now(self, w: WorkingOrder) -> bool:

@@ -32,6 +32,7 @@ from tradepilot.model.position import Position
 from tradepilot.portfolio.locking import buy_lock, reference_price
 from tradepilot.portfolio.settlement import settle_fill
 from tradepilot.venues.base import Emit, Scheduler, VenueCapabilities
+from tradepilot.venues.sim.filters import ExchangeFilters
 from tradepilot.venues.sim.models import FillModel, LatencyModel
 from tradepilot.venues.sim.working import WorkingOrder
 
@@ -57,9 +58,12 @@ class VenueState:
         clock: Clock,
         fill_model: FillModel | None = None,
         latency: LatencyModel | None = None,
+        filters: ExchangeFilters | None = None,
     ) -> None:
         self.name = name
         self.capabilities = VenueCapabilities()
+        self.filters = filters or ExchangeFilters()
+        self._arrivals: dict[str, deque[int]] = {}  # per symbol: recent order arrival times
         self.instruments = {i.id: i for i in instruments}
         self.account = account
         self.clock = clock
