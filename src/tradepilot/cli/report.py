@@ -176,7 +176,7 @@ def execution_table(
         Column("opport.", lambda s: fmt(s.shortfall.opportunity_bps), 7),
         Column("fees", lambda s: fmt(s.shortfall.fees_bps), 3),
         Column("IS quote", lambda s: fmt(s.shortfall.total), 5),
-        Column("particip. %", lambda s: _participation(s.participation), 3),
+        Column("particip. %", lambda s: _participation(s.participation), 1),
         *(
             Column(f"mkt {Markout(h, 0.0, 0.0).label}", _markout_getter(h), 4 if h == last else 8)
             for h in horizons
