@@ -3,6 +3,7 @@ and ``tradepilot keys`` (its API keys)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,6 +96,7 @@ def serve(
     from tradepilot.api.alerts import AlertFollower, describe, notifiers_from_config
     from tradepilot.api.app import ServiceSettings, create_app
     from tradepilot.api.source import SessionView
+    from tradepilot.app.logs import bind
     from tradepilot.core.yamlfile import load_yaml
     from tradepilot.persistence.integrity import JournalError
 
@@ -120,6 +122,8 @@ def serve(
             fail(str(exc))
         follower = AlertFollower(view, notifiers, after_seq=view.last_seq()).start()
         err.print(f"alerts: {describe(notifiers)}")
+    bind(session=view.queries.journal.session, service=f"{host}:{port}")
+    logging.getLogger("tradepilot.api").info("service starting (read-only) on %s:%d", host, port)
     settings = ServiceSettings(rate_per_key=rate, cors_origins=list(cors or []))
     app = create_app(view, store, None, settings)
     err.print(f"serving {journal} on http://{host}:{port}/ (read-only); Ctrl-C stops")
