@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tradepilot.api import problems
 from tradepilot.api.auth import Authenticator, RateLimiter
@@ -30,6 +30,33 @@ class ServiceSettings:
     burst_per_key: int = 200
     cors_origins: list[str] = field(default_factory=list)  # empty: CORS off
     command_wait_s: float = 5.0
+
+
+class SecurityHeaders:
+    """Adds headers to every HTTP response (a plain ASGI middleware: no per-request task)."""
+
+    _HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cache-control", b"no-store"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self._HEADERS if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _asset(name: str) -> Path:
@@ -67,13 +94,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "X-API-Key"],
         )
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(SecurityHeaders)
 
     app.include_router(build_router(view, auth, control, settings.command_wait_s))
     app.include_router(build_ws_router(view, auth))

@@ -70,7 +70,7 @@ def build_router(
     @api.get("/status", response_model=Status, dependencies=read, tags=["session"])
     def status() -> Status:
         """The session: mode, configuration, whether it is still running, counts."""
-        s = view.queries.summary()
+        s = view.queries.status()
         session = s["session"]
         return Status(
             source=view.source,

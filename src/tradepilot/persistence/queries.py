@@ -414,6 +414,44 @@ class JournalQueries(ClosingContext):
                 out.append(item)
         return out
 
+    def status(self) -> dict[str, Any]:
+        """The cheap part of :meth:`summary` (no pass over every order): what a status
+        line or a dashboard polls often."""
+        with self._lock:
+            proj = self._current()
+            session, state = proj.session, proj.trading_state
+            return {
+                "session": None
+                if session is None
+                else {
+                    "mode": session.mode,
+                    "started_ts": session.ts,
+                    "stopped_ts": session.stopped_ts,
+                    "stop_reason": session.stop_reason,
+                    "config": session.config,
+                },
+                "last_seq": proj.last_seq,
+                "last_ts": proj.last_ts,
+                "orders": len(proj.orders),
+                "open_orders": len(proj.open_orders),
+                "fills": proj.fill_count,
+                "open_positions": sum(1 for pos in proj.positions.values() if pos.qty),
+                "realized_pnl": fixed.to_str(proj.realized_pnl()),
+                "fees": {
+                    ccy: fixed.to_str(amount)
+                    for ccy, amount in sorted(proj.fees_by_currency.items())
+                },
+                "trading_state": None
+                if state is None
+                else {
+                    "state": state.state,
+                    "reason": state.reason,
+                    "until_ns": state.until_ns,
+                    "source": state.source,
+                    "ts": state.ts,
+                },
+            }
+
     def summary(self) -> dict[str, Any]:
         """Counts and totals of the session: orders by status, fills, fees, realised PnL."""
         with self._lock:
