@@ -154,8 +154,7 @@ def algorithm_names(include_all: bool = False) -> list[str]:
 _DURATION_FIELDS = ("duration", "horizon", "max_duration", "timeout")
 #: Defaults for parameters an algorithm requires and the comparison cannot derive.
 COMPARE_DEFAULTS: Mapping[str, Mapping[str, object]] = {
-    # a child at most every 5 s: the traded volume meanwhile is merged into it
-    "pov": {"participation": 0.1, "min_interval": 5 * NS_PER_SECOND},
+    "pov": {"participation": 0.1},
     "iceberg": {"visible_pct": 10.0},
 }
 
@@ -179,8 +178,7 @@ def algorithm_params(
     ``max_duration``, ``timeout``) gets ``duration_ns``; with a ``timeout``, a
     ``fallback_to_market`` field is switched on so the order completes. ``vwap`` gets the
     intraday volume profile of the bundled candles (:func:`historical_volume_profile`),
-    ``pov`` a participation of 10 % with a child at most every 5 s, ``iceberg`` a visible
-    10 % (``COMPARE_DEFAULTS``).
+    ``pov`` a participation of 10 %, ``iceberg`` a visible 10 % (``COMPARE_DEFAULTS``).
     ``overrides`` (mapping form, e.g. ``{"slices": 10}``) are applied last.
     """
     from tradepilot.execution.algos import ALGORITHMS

@@ -4,8 +4,8 @@ The market volume traded since the parent started is counted from trade ticks (t
 sizes) or bars (their volume). Whenever ``participation`` times that volume is ahead
 of what the parent has filled and has working by at least ``min_child`` (one lot if
 zero), a child for the difference is sent, at most ``max_child``. The last child may
-be smaller than ``min_child``. With ``min_interval`` (ns), children are at least that
-far apart: the volume traded meanwhile is merged into the next child instead of a stream
+be smaller than ``min_child``. Children are at least ``min_interval`` apart (5 s by
+default): the volume traded meanwhile is merged into the next child instead of a stream
 of tiny orders (the venue's rate limit and minimum size would refuse them). Every child
 is at least the venue's minimum size and value. Children are market orders, or limits at
 ``limit_price`` (a price the parent will not pay more, or sell for less, than).
@@ -40,7 +40,7 @@ class PovParams(AlgoParams):
     min_child: int = field(default=0, metadata=FIXED)
     max_child: int | None = field(default=None, metadata=FIXED)
     limit_price: int | None = field(default=None, metadata=FIXED)
-    min_interval: int = field(default=0, metadata=DURATION)
+    min_interval: int = field(default=5_000_000_000, metadata=DURATION)
 
     def check(self) -> None:
         if not 0 < self.participation <= 1:
