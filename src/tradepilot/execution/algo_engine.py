@@ -131,8 +131,8 @@ class AlgoEngine(Component):
         dataclass, or a dict of its fields. Everything is validated first: a bad value
         raises ``ValueError`` and nothing is recorded or sent.
         """
-        engine = self.context
-        inst = engine.instruments.get(instrument_id)
+        context = self.context
+        inst = context.instruments.get(instrument_id)
         if inst is None:
             raise ValueError(f"unknown instrument {instrument_id!r}")
         order_side = _side(side)
@@ -146,7 +146,7 @@ class AlgoEngine(Component):
             )
         p = coerce_params(cls.params_type, params, algorithm)
         sid = strategy_id or self.strategy_id
-        ids = engine.orders.ids
+        ids = context.orders.ids
         market = self._market(instrument_id)
         ctx = ParentContext(
             self, ids.peek_parent_id(sid), inst, order_side, qty, algorithm, urgency, sid, market
@@ -159,7 +159,7 @@ class AlgoEngine(Component):
         self._parents[ctx.parent_id] = ctx
         self._working.setdefault(instrument_id, []).append(ctx)
         ref = market.reference_price()
-        ctx.arrival_px = ref if ref is not None else engine.portfolio.last_price(instrument_id)
+        ctx.arrival_px = ref if ref is not None else context.portfolio.last_price(instrument_id)
         self._record(
             ParentOrderStarted(
                 ts=ctx.started_ts,
@@ -241,9 +241,9 @@ class AlgoEngine(Component):
         return m
 
     def _record(self, event: Event) -> None:
-        engine = self.context
-        engine.journal.append(event)
-        engine.bus.publish(event)
+        context = self.context
+        context.journal.append(event)
+        context.bus.publish(event)
 
     def _each(self, instrument_id: str, hook: Callable[[Algorithm[Any]], None]) -> None:
         def work() -> None:
@@ -333,7 +333,7 @@ class AlgoEngine(Component):
     def _set_timer(self, ctx: ParentContext, name: str, ts: int) -> None:
         self._timer_seq += 1
         token = ctx._timers[name] = self._timer_seq
-        engine = self.context
+        context = self.context
 
         def fire() -> None:
             if ctx._timers.get(name) != token:
@@ -341,7 +341,7 @@ class AlgoEngine(Component):
             del ctx._timers[name]
             self._run(lambda: self._call(ctx, lambda: ctx.algorithm.on_timer(name)))
 
-        engine.schedule(max(ts, engine.clock.now()), fire)
+        context.schedule(max(ts, context.clock.now()), fire)
 
     def _finish(self, ctx: ParentContext, state: ParentStatus, reason: str) -> None:
         if ctx.status is not ParentStatus.WORKING:
