@@ -15,7 +15,7 @@ algorithm host (:class:`~tradepilot.execution.algo_engine.AlgoEngine`) is a comp
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Protocol
+from typing import NoReturn, Protocol, cast
 
 from tradepilot.core.bus import MessageBus
 from tradepilot.core.clock import Clock
@@ -135,26 +135,35 @@ class TradingContext(Protocol):
         """Ask the session to stop after the current item (``flatten``: close out first)."""
 
 
+class _Detached:
+    """The context of a component not attached yet: any use says so."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: str) -> None:
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise RuntimeError(f"strategy {self._owner} is not attached to an engine")
+
+
 class Component:
     """Something the kernel drives: it is attached to a context and hears market data,
     order events, fills and timers. ``strategy_id`` names its orders and journal entries."""
 
     strategy_id: str = "strategy"
 
+    #: what the kernel gave this component (a plain attribute: read on every callback)
+    context: TradingContext
+
     def __init__(self, strategy_id: str | None = None) -> None:
         if strategy_id is not None:
             self.strategy_id = strategy_id
-        self._context: TradingContext | None = None
+        self.context = cast("TradingContext", _Detached(self.strategy_id))
 
     # -- wiring ------------------------------------------------------------------------
     def attach(self, context: TradingContext) -> None:
-        self._context = context
-
-    @property
-    def context(self) -> TradingContext:
-        if self._context is None:
-            raise RuntimeError(f"strategy {self.strategy_id} is not attached to an engine")
-        return self._context
+        self.context = context
 
     @property
     def engine(self) -> TradingContext:
