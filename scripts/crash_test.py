@@ -91,7 +91,9 @@ def main() -> int:
     rng = random.Random(args.seed)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tradepilot-crash-"))
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # the sessions run in the work folder: keep a relative PYTHONPATH pointing at this code
+    path = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(path)}
     common = [
         "--duration",
         args.duration,
@@ -113,7 +115,8 @@ def main() -> int:
     live = max(0.05, (args.min_life + args.max_life) / 2 - 0.8)
     speed = max(50.0, DAY_S / (args.kills * live))
     started = time.monotonic()
-    first_run = paper_cmd("crashed", "--speed", f"{speed:.0f}", *common)
+    # --overwrite: a run killed before its first record starts over (old files kept aside)
+    first_run = paper_cmd("crashed", "--speed", f"{speed:.0f}", *common, "--overwrite")
     journal = work / "runs" / "crashed.db"
 
     def start() -> subprocess.Popen[bytes]:

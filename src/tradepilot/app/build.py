@@ -11,7 +11,7 @@ backtest or paper mode, with a cycle log, a report and resume, whichever built i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -101,9 +101,18 @@ class BuiltRun:
         return sum(len(s) for s in self.series)
 
 
+#: A journal, or a function that opens one: called only once the run is known to be valid,
+#: so a rejected run touches nothing on disk.
+JournalSource = Journal | Callable[[], Journal] | None
+
+
+def _opened(journal: JournalSource) -> Journal:
+    return (journal() if callable(journal) else journal) or NullJournal()
+
+
 def build_spec_run(
     spec: RunSpec,
-    journal: Journal | None = None,
+    journal: JournalSource = None,
     mode: str = "backtest",
     duration_ns: int | None = None,
 ) -> BuiltRun:
@@ -147,7 +156,7 @@ def build_spec_run(
         seed=spec.seed,
         mode=mode,
     )
-    engine = Engine.simulated([inst], [strategy], config, journal=journal or NullJournal())
+    engine = Engine.simulated([inst], [strategy], config, journal=_opened(journal))
     return BuiltRun(
         f"{spec.strategy} on {ds.name}",
         [inst],
@@ -240,7 +249,7 @@ def _instrument_id(name: str, instruments: Sequence[Instrument], where: str) -> 
 
 def build_config_run(
     config: RunConfig,
-    journal: Journal | None = None,
+    journal: JournalSource = None,
     mode: str = "backtest",
     start: str | None = None,
     end: str | None = None,
@@ -336,5 +345,5 @@ def build_config_run(
                 ids[0] if ids else None,
             )
         )
-    engine = Engine.simulated(instruments, strategies, engine_cfg, journal=journal)
+    engine = Engine.simulated(instruments, strategies, engine_cfg, journal=_opened(journal))
     return BuiltRun(config.name, instruments, list(series), engine, strategies, calendar, begin)

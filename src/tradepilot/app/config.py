@@ -28,6 +28,7 @@ import yaml
 from tradepilot.core.time import NS_PER_MINUTE, parse_duration
 from tradepilot.model import fixed
 from tradepilot.model.enums import AccountType
+from tradepilot.persistence.files import check_name
 from tradepilot.risk.config import RiskConfig
 from tradepilot.strategy.calendars import calendar_for
 from tradepilot.strategy.exits import ExitConfig
@@ -288,7 +289,7 @@ def parse_config(raw: object, base_dir: Path | None = None) -> RunConfig:
     if not isinstance(holidays, bool):
         raise ValueError("holidays must be true or false")
     return RunConfig(
-        name=str(top.get("name", "run")),
+        name=check_name(top.get("name", "run"), "name"),
         description=str(top.get("description", "")),
         market=market,
         holidays=holidays,

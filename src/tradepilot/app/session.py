@@ -16,9 +16,11 @@ duration, cycle, flatten on stop). Whatever the plan, it gets the same powers:
   verifying every event (:mod:`tradepilot.app.resume`), reconciles with the venue
   once it has caught up, then carries on; the cycle log is continued.
 
-A new paper session refuses to start over a journal that holds an interrupted
-session (a forgotten ``--resume`` would otherwise wipe it); a backtest rewrites its
-journal, as it always has.
+A new session never replaces anything: it refuses an existing journal or cycle log
+(``overwrite`` moves them aside), and opens its journal only once the plan is known
+to be valid; while it runs it owns its journal exclusively, so a second writer is
+refused at start (see :mod:`tradepilot.persistence.files`). A journal is a path or
+a database URL, where ``session`` names the session.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from typing import Any, Protocol, TextIO
 
 from tradepilot import __version__
 from tradepilot.analytics.market import PriceInput, market_from_series
-from tradepilot.app.build import BuiltRun, RunSpec, build_config_run, build_spec_run
+from tradepilot.app.build import (
+    BuiltRun,
+    JournalSource,
+    RunSpec,
+    build_config_run,
+    build_spec_run,
+)
 from tradepilot.app.config import RunConfig, parse_config
 from tradepilot.app.reconcile import ReconciliationReport, reconcile
 from tradepilot.app.resume import VerifyingJournal
@@ -43,13 +51,17 @@ from tradepilot.core.time import NS_PER_SECOND, iso, parse_time
 from tradepilot.engine.kernel import FLATTEN_STRATEGY_ID, Engine
 from tradepilot.model import fixed
 from tradepilot.model.events import JOURNAL_FORMAT_VERSION, OrderInitialized, SessionStarted
+from tradepilot.persistence.files import (
+    JournalTarget,
+    check_name,
+    open_new_journal,
+    open_resumed_journal,
+)
 from tradepilot.persistence.journal import (
+    DEFAULT_SESSION,
     Journal,
     JournalError,
-    NullJournal,
     PersistentJournal,
-    SqliteJournal,
-    open_journal,
 )
 from tradepilot.persistence.setup import first_session_started
 from tradepilot.risk.engine import TradingState
@@ -87,7 +99,7 @@ class SessionOptions:
 class Plan(Protocol):
     """What a session runs: builds the engine and says how it is journaled."""
 
-    def build(self, journal: Journal, options: SessionOptions) -> BuiltRun: ...
+    def build(self, journal: JournalSource, options: SessionOptions) -> BuiltRun: ...
 
     def config_json(self, options: SessionOptions) -> str: ...
 
@@ -100,7 +112,7 @@ class SpecPlan:
 
     spec: RunSpec
 
-    def build(self, journal: Journal, options: SessionOptions) -> BuiltRun:
+    def build(self, journal: JournalSource, options: SessionOptions) -> BuiltRun:
         return build_spec_run(self.spec, journal, options.mode, options.duration_ns)
 
     def config_json(self, options: SessionOptions) -> str:
@@ -122,7 +134,7 @@ class ConfigPlan:
     end: str | None = None
     signals_file: str | None = None
 
-    def build(self, journal: Journal, options: SessionOptions) -> BuiltRun:
+    def build(self, journal: JournalSource, options: SessionOptions) -> BuiltRun:
         return build_config_run(
             self.config,
             journal,
@@ -244,36 +256,6 @@ class ReplayPacer:
             self._sleep(wait)
 
 
-def fresh_journal(path: str | Path | None, mode: str) -> Journal:
-    """A new SQLite journal at ``path``, or none.
-
-    A backtest replaces a file already there. A paper session refuses to replace one
-    that holds an interrupted session: that is what ``--resume`` continues.
-    """
-    if path is None:
-        return NullJournal()
-    p = Path(path)
-    if mode == "paper" and p.exists() and _interrupted(p):
-        raise ValueError(
-            f"{p} holds an interrupted session: continue it with --resume, or move the "
-            "file away to start a new one"
-        )
-    p.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{p}{suffix}").unlink(missing_ok=True)
-    return SqliteJournal(p)
-
-
-def _interrupted(path: Path) -> bool:
-    """True when the journal's last session started and never stopped."""
-    try:
-        with open_journal(str(path)) as journal:
-            kinds = [row[2] for row in journal.rows(kinds=("SessionStarted", "SessionStopped"))]
-    except (JournalError, OSError):
-        return False  # not a journal we can read: nothing to resume there
-    return bool(kinds) and kinds[-1] == "SessionStarted"
-
-
 def _canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -283,7 +265,8 @@ class Session:
 
     With ``resume=True`` the plan and options are read from the journal at
     ``journal_path``; a ``plan`` given too must describe the same run (the same
-    specification or configuration), ``options`` are ignored.
+    specification or configuration), ``options`` are ignored. A new session refuses
+    an existing journal or log unless ``overwrite`` (they are moved aside).
     """
 
     def __init__(
@@ -291,22 +274,25 @@ class Session:
         plan: Plan | None,
         options: SessionOptions | None = None,
         *,
-        journal_path: str | Path | None = None,
+        journal_path: JournalTarget | None = None,
         log_path: str | Path | None = None,
         report_path: str | Path | None = None,
         on_cycle: Callable[[CycleRecord], None] | None = None,
         pacer: Callable[[int], None] | None = None,
         resume: bool = False,
+        overwrite: bool = False,
+        session: str = DEFAULT_SESSION,
     ) -> None:
+        check_name(session, "session")
         self.resumed = resume
         self.reconciliation: ReconciliationReport | None = None
         self._reconcile_due = False
         self.verifier: VerifyingJournal | None = None
         self.log_path = Path(log_path) if log_path else None
         self._last_logged = -1
-        journal: Journal
+        journal: JournalSource
         if resume:
-            plan, options, self.verifier = self._open_resume(journal_path, plan, options)
+            plan, options, self.verifier = self._open_resume(journal_path, session, plan, options)
             journal = self.verifier
             if self.log_path is not None:
                 self._last_logged = _last_logged_ts(self.log_path)
@@ -314,20 +300,24 @@ class Session:
             if plan is None:
                 raise ValueError("a new session needs a plan")
             options = options or SessionOptions()
-            journal = fresh_journal(journal_path, options.mode)
+            logs = [self.log_path] if self.log_path is not None else []
+            target = journal_path
+
+            def journal() -> Journal:
+                return open_new_journal(target, session, logs, overwrite, options.mode == "paper")
+
         self.plan = plan
         self.options = options
-        self.journal = journal
         try:
             self.built = plan.build(journal, options)
         except BaseException:
-            journal.close()
+            if self.verifier is not None:
+                self.verifier.close()
             raise
+        self.journal = self.built.engine.journal
         self.pacer = pacer
         if self.pacer is None and options.mode == "paper":
             self.pacer = ReplayPacer(options.speed)
-        if self.log_path is not None and not resume:
-            self.log_path.unlink(missing_ok=True)
         self.report_path = Path(report_path) if report_path else None
         self.on_cycle = on_cycle
         self.cycles = 0
@@ -340,11 +330,12 @@ class Session:
         cls,
         config: RunConfig,
         *,
-        journal_path: str | Path | None = None,
+        journal_path: JournalTarget | None = None,
         log_path: str | Path | None = None,
         report_path: str | Path | None = None,
         on_cycle: Callable[[CycleRecord], None] | None = None,
         pacer: Callable[[int], None] | None = None,
+        overwrite: bool = False,
         **overrides: Any,
     ) -> Session:
         """A new session of a configuration; ``overrides`` as for :func:`config_plan`."""
@@ -357,15 +348,20 @@ class Session:
             report_path=report_path,
             on_cycle=on_cycle,
             pacer=pacer,
+            overwrite=overwrite,
+            session=config.name,
         )
 
     @staticmethod
     def _open_resume(
-        journal_path: str | Path | None, plan: Plan | None, options: SessionOptions | None
+        journal_path: JournalTarget | None,
+        session: str,
+        plan: Plan | None,
+        options: SessionOptions | None,
     ) -> tuple[Plan, SessionOptions, VerifyingJournal]:
-        if journal_path is None or not Path(journal_path).exists():
-            raise ValueError(f"no session journal at {journal_path}: nothing to resume")
-        inner = open_journal(str(journal_path))
+        if journal_path is None:
+            raise ValueError("no session journal given: nothing to resume")
+        inner = open_resumed_journal(journal_path, session)
         try:
             stored_plan, stored_options = _resumable(inner)
             if plan is not None and _canonical(plan.describe()) != _canonical(
@@ -601,15 +597,24 @@ def _resumable(journal: PersistentJournal) -> tuple[Plan, SessionOptions]:
 
 def run_backtest(
     spec: RunSpec,
-    journal_path: str | Path | None = None,
+    journal_path: JournalTarget | None = None,
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
+    session: str = DEFAULT_SESSION,
 ) -> tuple[BuiltRun, RunSummary]:
-    """Run a backtest to the end of its data; the journal (if any) is rewritten."""
-    session = Session(
-        SpecPlan(spec), SessionOptions("backtest", cycle_ns=None), journal_path=journal_path
+    """Run a backtest to the end of its data into a new journal (a path or database URL).
+
+    An existing journal is refused, or with ``overwrite`` moved aside (never deleted).
+    """
+    runner = Session(
+        SpecPlan(spec),
+        SessionOptions("backtest", cycle_ns=None),
+        journal_path=journal_path,
+        overwrite=overwrite,
+        session=session,
     )
-    session.run(progress)
-    return session.built, session.summary()
+    runner.run(progress)
+    return runner.built, runner.summary()
 
 
 def _last_logged_ts(path: Path) -> int:

@@ -20,7 +20,8 @@ from tradepilot.cli.tables import WideOpt, print_table
 from tradepilot.core.time import iso, parse_duration
 from tradepilot.data import catalog
 from tradepilot.data.loaders import DataError
-from tradepilot.persistence.journal import JournalError
+from tradepilot.persistence.files import JOURNAL_URL_ENV, check_name, journal_target, next_free
+from tradepilot.persistence.journal import DEFAULT_SESSION, JournalError
 from tradepilot.strategy import registry
 
 DataOpt = Annotated[
@@ -29,6 +30,18 @@ DataOpt = Annotated[
 StrategyOpt = Annotated[
     str, typer.Option("--strategy", "-s", help=f"One of: {', '.join(registry.names())}.")
 ]
+JournalOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Journal: a SQLite file or a postgresql+psycopg:// URL "
+        f"(default: ${JOURNAL_URL_ENV}, else a file under runs/)."
+    ),
+]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(help="Start anew over an existing journal and log (kept as NAME.bakN)."),
+]
+DEFAULT_BACKTEST_JOURNAL = Path("runs/backtest.db")
 ParamOpt = Annotated[
     list[str] | None,
     typer.Option("--param", "-p", help="Strategy parameter key=value (repeatable)."),
@@ -115,14 +128,18 @@ def backtest(
     seed: Annotated[int, typer.Option(help="Seed of the latency model.")] = 0,
     slippage_ticks: Annotated[int, typer.Option(help="Market-order slippage, ticks.")] = 0,
     limit_fill: Annotated[str, typer.Option(help="touch | through")] = "touch",
-    journal: Annotated[
-        Path | None, typer.Option(help="SQLite journal to write (default runs/backtest.db).")
-    ] = Path("runs/backtest.db"),
+    journal: JournalOpt = None,
+    session: Annotated[
+        str, typer.Option(help="Session name inside a database journal.")
+    ] = DEFAULT_SESSION,
+    overwrite: OverwriteOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     wide: WideOpt = False,
 ) -> None:
     """Run a strategy over historical data and print a summary."""
     try:
+        check_name(session, "--session")
+        target = journal_target(journal) or next_free(DEFAULT_BACKTEST_JOURNAL)
         spec = _spec(
             data,
             strategy,
@@ -138,7 +155,7 @@ def backtest(
             limit_fill,
         )
         if json_out:
-            _, summary = run_backtest(spec, journal)
+            _, summary = run_backtest(spec, target, overwrite=overwrite, session=session)
             console.print_json(json.dumps(summary.to_dict()))
             return
         with Progress(
@@ -154,7 +171,7 @@ def backtest(
             def on_progress(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            prepared, summary = run_backtest(spec, journal, on_progress)
+            prepared, summary = run_backtest(spec, target, on_progress, overwrite, session)
     except (ValueError, DataError, JournalError) as exc:
         fail(str(exc))
         return
@@ -165,8 +182,7 @@ def backtest(
         prepared.engine, market_from_series(prepared.series[0]), width=console.width, wide=wide
     )
     print_table(console, table, wide)
-    if journal is not None:
-        console.print(f"journal: {journal}")
+    console.print(f"journal: {target}")
 
 
 def paper(
@@ -187,16 +203,20 @@ def paper(
         bool, typer.Option(help="Continue the interrupted session NAME where it stopped.")
     ] = False,
     log: Annotated[Path | None, typer.Option(help="JSON-lines cycle log.")] = None,
-    journal: Annotated[Path | None, typer.Option(help="SQLite journal.")] = None,
+    journal: JournalOpt = None,
+    overwrite: OverwriteOpt = False,
     flatten_on_stop: Annotated[
         bool, typer.Option(help="On SIGINT/SIGTERM close positions before stopping.")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="Do not print each cycle.")] = False,
 ) -> None:
     """Run a continuous paper session on replayed data with simulated fills."""
-    log_path = log or Path("runs") / f"{session}.jsonl"
-    journal_path = journal or Path("runs") / f"{session}.db"
     try:
+        check_name(session, "--session")
+        if resume and overwrite:
+            fail("--resume continues a session, --overwrite starts a new one: give one")
+        log_path = log or Path("runs") / f"{session}.jsonl"
+        journal_path = journal_target(journal) or Path("runs") / f"{session}.db"
         plan: SpecPlan | None = None
         options: SessionOptions | None = None
         if not resume:
@@ -215,6 +235,8 @@ def paper(
             report_path=log_path.with_suffix(".report.json"),
             on_cycle=None if quiet else _print_cycle,
             resume=resume,
+            overwrite=overwrite,
+            session=session,
         )
     except (ValueError, DataError, JournalError) as exc:
         fail(str(exc))

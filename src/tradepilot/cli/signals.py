@@ -23,8 +23,10 @@ from rich.table import Table
 from tradepilot.app.config import load_config
 from tradepilot.app.session import CycleRecord, Session, config_plan
 from tradepilot.cli.output import console, err, fail, fmt
+from tradepilot.cli.run import JournalOpt, OverwriteOpt
 from tradepilot.core.time import parse_duration
 from tradepilot.data.loaders import DataError
+from tradepilot.persistence.files import check_name, journal_target
 from tradepilot.persistence.journal import JournalError
 from tradepilot.strategy.signals import load_signal_file
 
@@ -116,7 +118,8 @@ def run_config(
         bool, typer.Option(help="Continue the interrupted session where it stopped.")
     ] = False,
     log: Annotated[Path | None, typer.Option(help="Cycle log (JSON lines).")] = None,
-    journal: Annotated[Path | None, typer.Option(help="SQLite journal.")] = None,
+    journal: JournalOpt = None,
+    overwrite: OverwriteOpt = False,
     no_journal: Annotated[bool, typer.Option(help="Do not write a journal.")] = False,
     report: Annotated[Path | None, typer.Option(help="JSON report.")] = None,
     flatten_on_stop: Annotated[
@@ -131,8 +134,11 @@ def run_config(
         fail("--resume continues a session from its journal: drop --no-journal")
     try:
         cfg = load_config(config)
-        stem = Path("runs") / (session or f"{cfg.name}-{mode}")
-        journal_path = None if no_journal else (journal or stem.with_suffix(".db"))
+        if resume and overwrite:
+            fail("--resume continues a session, --overwrite starts a new one: give one")
+        name = check_name(session or f"{cfg.name}-{mode}", "--session")
+        stem = Path("runs") / name
+        journal_path = None if no_journal else (journal_target(journal) or Path(f"{stem}.db"))
         plan, options = config_plan(
             cfg,
             mode=mode,
@@ -148,10 +154,12 @@ def run_config(
             plan,
             options,
             journal_path=journal_path,
-            log_path=log or stem.with_suffix(".jsonl"),
-            report_path=report or stem.with_suffix(".report.json"),
+            log_path=log or Path(f"{stem}.jsonl"),
+            report_path=report or Path(f"{stem}.report.json"),
             on_cycle=None if (quiet or json_out or not paper) else print_cycle,
             resume=resume,
+            overwrite=overwrite,
+            session=name,
         )
     except (ValueError, DataError, JournalError, OSError) as exc:
         fail(str(exc))

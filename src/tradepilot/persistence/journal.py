@@ -29,6 +29,7 @@ the last complete batch are deleted when the journal is opened.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import sqlite3
 import struct
@@ -48,6 +49,7 @@ from tradepilot.persistence.integrity import (
     logger,
     recover_tail,
 )
+from tradepilot.persistence.locks import SqliteLock
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -306,23 +308,53 @@ class SqliteJournal(ClosingContext):
     ``session`` names the journal; a new file records it, an existing one must
     hold the same session (``None``: whichever it holds, ``"main"`` for a new
     file). ``batch_size`` bounds the in-memory buffer: a full buffer is flushed
-    as one batch.
+    as one batch. ``exclusive`` makes this the journal's only writer while it is
+    open (see :mod:`tradepilot.persistence.locks`); a second one is refused. A
+    lock already held (a :class:`SqliteLock`) is adopted and released on close.
     """
 
     def __init__(
-        self, path: str | Path, session: str | None = None, batch_size: int = 4096
+        self,
+        path: str | Path,
+        session: str | None = None,
+        batch_size: int = 4096,
+        exclusive: bool | SqliteLock = False,
     ) -> None:
         if session is not None and not session:
             raise JournalError("a journal session name must not be empty")
         if batch_size < 1:
             raise JournalError(f"batch_size must be positive, not {batch_size}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = (
+            exclusive
+            if isinstance(exclusive, SqliteLock)
+            else SqliteLock(self.path)
+            if exclusive
+            else None
+        )
         try:
+            self._conn = self._connect(session)
+        except BaseException:
+            self._release()
+            raise
+        self._buffer: list[tuple[int, int, str, bytes, int]] = []
+        self._batch_size = batch_size
+        self._closed = False
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def _connect(self, session: str | None) -> sqlite3.Connection:
+        try:
+            if self.path.is_dir():
+                raise JournalError(f"cannot open journal {self.path}: it is a directory")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             # one connection, used by one thread at a time (callers serialise access)
             conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            raise JournalError(f"cannot open journal {self.path}: {reason}") from None
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -347,12 +379,9 @@ class SqliteJournal(ClosingContext):
             raise
         if stale:
             _log_stale_snapshots(f"journal {self.path}", stale)
-        self._conn = conn
         self._seq = last.last_seq if last is not None else 0
         self._batch = last.batch if last is not None else 0
-        self._buffer: list[tuple[int, int, str, bytes, int]] = []
-        self._batch_size = batch_size
-        self._closed = False
+        return conn
 
     def _prepare(self, conn: sqlite3.Connection, session: str | None) -> str:
         """Create, check or migrate the schema; return the session name."""
@@ -416,15 +445,23 @@ class SqliteJournal(ClosingContext):
         batch = self._batch + 1
         crc = zlib.crc32(b"".join([row[3] for row in buffer]))
         conn = self._conn
-        conn.execute("BEGIN")
         try:
-            conn.executemany(_INSERT_ROWS, buffer)
-            conn.execute(_INSERT_BATCH, (batch, self._seq, len(buffer), crc))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            conn.execute("BEGIN")
+            try:
+                conn.executemany(_INSERT_ROWS, buffer)
+                conn.execute(_INSERT_BATCH, (batch, self._seq, len(buffer), crc))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.OperationalError, OSError) as exc:
+            # disk full, I/O error, read-only file: the batch is not stored; the journal
+            # still ends at its last complete batch, from which a resume continues
+            raise JournalError(
+                f"cannot write journal {self.path}: {_reason(exc)}; the session stops at "
+                f"its last complete batch ({self._batch}) and can be resumed once fixed"
+            ) from None
         self._buffer = []
         self._batch = batch
 
@@ -437,6 +474,7 @@ class SqliteJournal(ClosingContext):
         finally:
             self._closed = True
             self._conn.close()
+            self._release()
 
     # -- reading ---------------------------------------------------------------------------
     def rows(
@@ -560,6 +598,13 @@ def _check_snapshot(last_seq: int, seq: int, payload: bytes, format_version: int
     return header
 
 
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return "no space left on the device" if "disk is full" in text else text
+
+
 def _log_stale_snapshots(label: str, count: int) -> None:
     logger.warning("%s: deleted %d snapshot(s) taken after the last complete batch", label, count)
 
@@ -580,19 +625,25 @@ def _sqlite_path(url_or_path: str | Path) -> Path:
 
 
 def open_journal(
-    url_or_path: str | Path, session: str = DEFAULT_SESSION, batch_size: int = 4096
+    url_or_path: str | Path,
+    session: str = DEFAULT_SESSION,
+    batch_size: int = 4096,
+    exclusive: bool = False,
 ) -> PersistentJournal:
     """Open (creating if needed) the journal of ``session``.
 
     A ``postgresql+psycopg://`` URL (or ``postgresql://``) opens a
     :class:`~tradepilot.persistence.postgres.PostgresJournal`; anything else is
-    the path of a SQLite file (``sqlite:///`` prefix allowed).
+    the path of a SQLite file (``sqlite:///`` prefix allowed). ``exclusive``: this
+    process becomes the session's only writer, or :class:`JournalBusy` is raised.
     """
     if isinstance(url_or_path, str) and is_postgres_url(url_or_path):
         from tradepilot.persistence.postgres import PostgresJournal
 
-        return PostgresJournal(url_or_path, session, batch_size=batch_size)
-    return SqliteJournal(_sqlite_path(url_or_path), session, batch_size=batch_size)
+        return PostgresJournal(url_or_path, session, batch_size=batch_size, exclusive=exclusive)
+    return SqliteJournal(
+        _sqlite_path(url_or_path), session, batch_size=batch_size, exclusive=exclusive
+    )
 
 
 def _open_existing(url_or_path: str | Path, session: str | None) -> PersistentJournal:

@@ -40,6 +40,7 @@ from tradepilot.persistence.journal import (
     _log_stale_snapshots,
     digest_rows,
 )
+from tradepilot.persistence.locks import JournalBusy, advisory_key
 from tradepilot.persistence.schema import VERSION_TABLE, batches, events, snapshots
 
 __all__ = [
@@ -173,11 +174,16 @@ class PostgresJournal(ClosingContext):
     ``url`` is a SQLAlchemy URL (``postgresql+psycopg://user@host:port/db``);
     ``batch_size`` bounds the in-memory buffer. Holds one connection for writing
     while open. One writer per session: a second writer's flush fails with a
-    :class:`JournalError` (the rows' primary key), never interleaves.
+    :class:`JournalError` (the rows' primary key), never interleaves; with
+    ``exclusive`` a second writer is refused when it opens (an advisory lock).
     """
 
     def __init__(
-        self, url: str | URL, session: str = DEFAULT_SESSION, batch_size: int = 4096
+        self,
+        url: str | URL,
+        session: str = DEFAULT_SESSION,
+        batch_size: int = 4096,
+        exclusive: bool = False,
     ) -> None:
         if not session:
             raise JournalError("a journal session name must not be empty")
@@ -193,6 +199,8 @@ class PostgresJournal(ClosingContext):
             self._engine.dispose()
             raise JournalError(f"cannot connect to {self.url.render_as_string()}: {exc}") from exc
         try:
+            if exclusive:
+                self._own(session)
             with self._conn.begin():
                 upgrade_schema(self._conn)
             with self._conn.begin():
@@ -214,6 +222,15 @@ class PostgresJournal(ClosingContext):
         self._buffer: list[tuple[str, int, int, str, bytes, int]] = []
         self._batch_size = batch_size
         self._closed = False
+
+    def _own(self, session: str) -> None:
+        """Take the session's advisory lock; it lasts as long as this connection."""
+        with self._conn.begin():
+            owned = self._conn.execute(
+                select(func.pg_try_advisory_lock(advisory_key(session)))
+            ).scalar_one()
+        if not owned:
+            raise JournalBusy(f"{self._label} is in use by another session; stop that one first")
 
     @property
     def session(self) -> str:
@@ -267,6 +284,11 @@ class PostgresJournal(ClosingContext):
                 f"{self._label}: batch {batch} (seq {buffer[0][1]}..{self._seq}) conflicts "
                 "with rows already stored - is another writer appending to this session?"
             ) from exc
+        except (OperationalError, psycopg.OperationalError) as exc:
+            raise JournalError(
+                f"{self._label}: cannot write batch {batch}: {exc}; the session stops at its "
+                "last complete batch and can be resumed once fixed"
+            ) from None
         self._buffer = []
         self._batch = batch
 
