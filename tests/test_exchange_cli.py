@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import yaml
-from exchange_helpers import BTC_SESSION, wait_until
 
+from exchange_helpers import BTC_SESSION, wait_until
 from tradepilot.venues.exchange.server import free_port
 
 
