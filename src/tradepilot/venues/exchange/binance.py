@@ -196,6 +196,7 @@ class BinanceDialect:
         self.stale_until = 0.0
         self._stale_depth: dict[str, Any] | None = None
         self.weight_limit = WEIGHT_LIMIT
+        self._dirty: dict[str, set[str]] = {}
         core.market_listeners.append(self._on_market)
         core.user_listeners.append(self._on_user)
 
@@ -1456,10 +1457,26 @@ class BinanceDialect:
         ]
 
     def _on_user(self, ev: UserEvent) -> None:
-        targets = [c for c in self.conns if c.channel == "user" and c.account == ev.account]
-        if not targets:
+        if not any(c.channel == "user" and c.account == ev.account for c in self.conns):
             return
-        for payload in self.user_payloads(ev):
+        if ev.kind == "balance" and ev.exec_type != "DEPOSIT":
+            # one outboundAccountPosition per matching step, as Binance sends it
+            pending = self._dirty.setdefault(ev.account, set())
+            if not pending:
+                asyncio.get_running_loop().call_soon(self._flush_balances, ev.account)
+            pending.update(ev.assets)
+            return
+        self._deliver(ev.account, self.user_payloads(ev))
+
+    def _flush_balances(self, account: str) -> None:
+        assets = tuple(sorted(self._dirty.pop(account, set())))
+        if assets:
+            ev = UserEvent("balance", account, self.core.clock.now_ms(), assets=assets)
+            self._deliver(account, self.user_payloads(ev))
+
+    def _deliver(self, account: str, payloads: list[dict[str, Any]]) -> None:
+        targets = [c for c in self.conns if c.channel == "user" and c.account == account]
+        for payload in payloads:
             rule = self.faults.on_user_event()
             for conn in targets:
                 wrapped: dict[str, Any] = (
