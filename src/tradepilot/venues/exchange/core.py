@@ -18,6 +18,7 @@ the wall-clock time, and the dialects call :meth:`submit` and :meth:`cancel`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -140,6 +141,9 @@ class OrderRequest:
     client_id: str = ""
     dialect_type: str = ""  # the type as the client named it (LIMIT_MAKER, stop_limit...)
     quote_qty: int = 0
+    lock: bool = True  # False: a conditional leg sharing its peer's locked balance
+    oco_peer: int | None = None  # order id cancelled when this one fills or triggers
+    order_id: int | None = None  # an id reserved earlier (an order the dialect held)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -174,6 +178,7 @@ class OrderRecord:
     lock: tuple[str, int] | None = None  # balance the core locked while untriggered
     post_only: bool = False
     quote_qty: int = 0
+    oco_peer: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -260,6 +265,8 @@ class ExchangeCore:
         self.symbols = {i.symbol: SymbolState(i) for i in data.instruments}
         self._order_seq = 0
         self._trade_seq = 0
+        #: if set, bars opening at a time it refuses (closed market) reach no venue
+        self.venue_gate: Callable[[int], bool] | None = None
         self.user_listeners: list[UserListener] = []
         self.market_listeners: list[MarketListener] = []
         self.accounts: dict[str, _AccountState] = {}
@@ -343,6 +350,13 @@ class ExchangeCore:
         elif isinstance(item, Bar):
             st.bars.append((ms - (item.ts - item.ts_open) // NS_PER_MS, item))
             st.last_price = item.close
+            gate = self.venue_gate
+            if gate is not None and not gate(item.ts_open):
+                for acc in self.accounts.values():
+                    acc.venue.last_px[item.instrument_id] = item.close  # a reference, no fills
+                for listener in list(self.market_listeners):
+                    listener(item, ms)
+                return
             for acc in self.accounts.values():
                 acc.venue.on_bar(item)
             self._check_triggers(inst.symbol, item.high, item.low)
@@ -382,8 +396,7 @@ class ExchangeCore:
             if prev is not None and prev.is_open:
                 raise Rejected("DUPLICATE", f"an open order already has client id {req.client_id}")
         now_ms = self.clock.now_ms()
-        self._order_seq += 1
-        oid = self._order_seq
+        oid = req.order_id if req.order_id is not None else self.reserve_order_id()
         cid = req.client_id or f"tp{oid:012d}"
         rec = OrderRecord(
             account=name,
@@ -404,15 +417,26 @@ class ExchangeCore:
             trail_percent=req.trail_percent,
             post_only=req.post_only,
             quote_qty=req.quote_qty,
+            oco_peer=req.oco_peer,
             extra=dict(req.extra),
         )
+        if req.oco_peer is not None:
+            peer = st.orders.get(req.oco_peer)
+            if peer is None or not peer.is_open:
+                raise Rejected("UNKNOWN_ORDER", "the OCO peer is not open")
         if req.kind in ("STOP_LIMIT", "STOP_MARKET"):
             self._place_conditional(st, inst, rec, req)
+            if req.oco_peer is not None:
+                st.orders[req.oco_peer].oco_peer = rec.order_id
             return rec
         self._send_to_venue(st, inst, rec)
         if rec.status == REJECTED:
             raise Rejected(_reject_code(rec.reason), rec.reason)
         return rec
+
+    def reserve_order_id(self) -> int:
+        self._order_seq += 1
+        return self._order_seq
 
     def _register(self, st: _AccountState, rec: OrderRecord) -> None:
         st.orders[rec.order_id] = rec
@@ -442,7 +466,7 @@ class ExchangeCore:
             ccy = inst.quote
         else:
             amount, ccy = rec.qty, inst.base
-        if st.account.account_type is AccountType.CASH:
+        if st.account.account_type is AccountType.CASH and req.lock:
             try:
                 st.account.lock(ccy, amount)
             except InsufficientBalance as exc:
@@ -487,8 +511,16 @@ class ExchangeCore:
                 if self._fires(rec, high, low):
                     self._trigger(st, rec)
 
+    def _cancel_peer(self, st: _AccountState, rec: OrderRecord) -> None:
+        peer = st.orders.get(rec.oco_peer) if rec.oco_peer is not None else None
+        if peer is not None and peer.is_open:
+            peer.oco_peer = None
+            with contextlib.suppress(Rejected):
+                self.cancel(st.spec.name, peer)
+
     def _trigger(self, st: _AccountState, rec: OrderRecord) -> None:
         inst = self.instruments[rec.symbol]
+        self._cancel_peer(st, rec)  # frees the balance the two legs share
         self._release_core_lock(st, rec)
         rec.triggered = True
         rec.kind = "LIMIT" if rec.price is not None else "MARKET"
@@ -585,6 +617,7 @@ class ExchangeCore:
             rec.quote_executed += quote
             rec.status = FILLED if rec.executed >= rec.qty else PARTIALLY_FILLED
             st.trades.append((rec, fill))
+            self._cancel_peer(st, rec)
             self._notify(UserEvent("order", name, now, rec, "TRADE", fill))
             self._notify_balance(st, inst)
         elif isinstance(ev, OrderCanceled | OrderExpired):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import socket
 import threading
@@ -36,6 +35,7 @@ from aiohttp import web
 
 from tradepilot.model import fixed
 from tradepilot.venues.exchange.accounts import AccountSpec
+from tradepilot.venues.exchange.alpaca import AlpacaDialect, AlpacaError
 from tradepilot.venues.exchange.binance import BinanceDialect, BinanceError
 from tradepilot.venues.exchange.core import ExchangeCore, Rejected
 from tradepilot.venues.exchange.faults import FaultInjector, FaultProfile
@@ -96,8 +96,7 @@ class ExchangeServer:
         if self.dialect == "binance":
             self.api = BinanceDialect(self.core, self.faults)
         elif self.dialect == "alpaca":
-            alpaca = importlib.import_module("tradepilot.venues.exchange.alpaca")
-            self.api = alpaca.AlpacaDialect(self.core, self.faults)
+            self.api = AlpacaDialect(self.core, self.faults)
         else:
             raise ValueError(f"unknown dialect {self.dialect!r} (binance or alpaca)")
 
@@ -200,6 +199,8 @@ class ExchangeServer:
             else:
                 response = await handler(request)
         except BinanceError as exc:
+            response = exc.response()
+        except AlpacaError as exc:
             response = exc.response()
         except web.HTTPException as exc:
             if exc.status == 404 and self.dialect == "binance":

@@ -1,0 +1,191 @@
+"""The local exchange's Alpaca dialect, driven by unmodified alpaca-py clients over 127.0.0.1.
+
+The server replays the real SPY and IBM minute bars of 2013-10-07 at 60x, starting
+at 09:25 New York time, so the market opens five replayed minutes (5 s) in.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from alpaca.common.exceptions import APIError
+from alpaca.data.historical import StockHistoricalDataClient
+from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest, StockLatestTradeRequest
+from alpaca.data.timeframe import TimeFrame
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderClass, OrderSide, OrderStatus, QueryOrderStatus, TimeInForce
+from alpaca.trading.requests import (
+    GetOrdersRequest,
+    LimitOrderRequest,
+    MarketOrderRequest,
+    StopLossRequest,
+    TakeProfitRequest,
+    TrailingStopOrderRequest,
+)
+from alpaca.trading.stream import TradingStream
+
+from exchange_helpers import DATA, wait_until
+from tradepilot.venues.exchange.accounts import AccountSpec
+from tradepilot.venues.exchange.replay import load_bar_data
+from tradepilot.venues.exchange.server import RunningExchange, start_exchange
+
+BARS = DATA / "equities" / "lean_us_equity_minute_trade_bars.csv.gz"
+CAROL = AccountSpec("carol", "carol-key", "carol-secret", {"USD": "100000"})
+DAN = AccountSpec("dan", "dan-key", "dan-secret", {"USD": "1000"})
+SKIP_TO_0925_NY = (5 * 60 + 25) * 60  # the day's data starts at 04:00 New York
+
+
+@pytest.fixture(scope="module")
+def exchange() -> Iterator[RunningExchange]:
+    data = load_bar_data(BARS, ["SPY", "IBM"], day="2013-10-07", history_days=1)
+    ex = start_exchange(data, [CAROL, DAN], dialect="alpaca", speed=60.0, skip_s=SKIP_TO_0925_NY)
+    try:
+        yield ex
+    finally:
+        ex.stop()
+
+
+def _trading(ex: RunningExchange, spec: AccountSpec = CAROL) -> TradingClient:
+    return TradingClient(spec.api_key, spec.secret, paper=True, url_override=ex.base_url)
+
+
+def test_clock_calendar_assets_and_data_before_the_open(exchange: RunningExchange) -> None:
+    tc = _trading(exchange)
+    clock = tc.get_clock()
+    assert clock.is_open is False
+    assert clock.timestamp.date().isoformat() == "2013-10-07"
+    assert clock.next_open.hour == 9 and clock.next_open.minute == 30
+    assert clock.next_close.hour == 16
+    cal = tc.get_calendar()
+    assert [c.date.isoformat() for c in cal] == ["2013-10-07"]
+    assert {a.symbol for a in tc.get_all_assets()} == {"SPY", "IBM"}
+    assert float(tc.get_account().cash) == 100000
+    dc = StockHistoricalDataClient(CAROL.api_key, CAROL.secret, url_override=exchange.base_url)
+    bars = dc.get_stock_bars(StockBarsRequest(symbol_or_symbols="SPY", timeframe=TimeFrame.Minute))
+    spy = bars["SPY"]
+    assert len(spy) > 100
+    assert all(b.low <= min(b.open, b.close) <= b.high for b in spy)
+    assert spy[-1].timestamp < clock.timestamp
+    quote = dc.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols="SPY"))["SPY"]
+    assert quote.bid_price < quote.ask_price
+    trade = dc.get_stock_latest_trade(StockLatestTradeRequest(symbol_or_symbols="SPY"))["SPY"]
+    assert trade.price == spy[-1].close
+
+
+def test_orders_positions_and_trade_updates(exchange: RunningExchange) -> None:
+    tc = _trading(exchange)
+    updates: list[Any] = []
+
+    async def on_update(data: Any) -> None:
+        updates.append(data)
+
+    stream = TradingStream(
+        CAROL.api_key, CAROL.secret, paper=True, url_override=f"{exchange.ws_url}/stream"
+    )
+    stream.subscribe_trade_updates(on_update)
+    runner = threading.Thread(target=stream.run, daemon=True)
+    runner.start()
+    try:
+        # sent while the market is closed: accepted and held until the open
+        order = tc.submit_order(
+            MarketOrderRequest(
+                symbol="SPY", qty=10, side=OrderSide.BUY, time_in_force=TimeInForce.DAY,
+                client_order_id="held-1",
+            )
+        )  # fmt: skip
+        assert order.status == OrderStatus.ACCEPTED
+        assert tc.get_order_by_client_id("held-1").id == order.id
+        assert wait_until(lambda: tc.get_clock().is_open, timeout=20)
+        assert wait_until(
+            lambda: tc.get_order_by_id(order.id).status == OrderStatus.FILLED, timeout=20
+        )
+        filled = tc.get_order_by_id(order.id)
+        assert float(filled.filled_qty) == 10
+        position = tc.get_open_position("SPY")
+        assert float(position.qty) == 10
+        assert position.avg_entry_price == str(filled.filled_avg_price)
+        cash = Decimal(tc.get_account().cash)
+        assert cash == Decimal(100000) - Decimal(10) * Decimal(str(filled.filled_avg_price))
+        # a resting limit, cancelled
+        limit = tc.submit_order(
+            LimitOrderRequest(
+                symbol="SPY", qty=5, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
+                limit_price=100,
+            )
+        )  # fmt: skip
+        assert limit.status == OrderStatus.NEW
+        open_ids = [o.id for o in tc.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))]
+        assert limit.id in open_ids
+        tc.cancel_order_by_id(limit.id)
+        assert tc.get_order_by_id(limit.id).status == OrderStatus.CANCELED
+        # a trailing stop waits for its trigger
+        trail = tc.submit_order(
+            TrailingStopOrderRequest(
+                symbol="SPY", qty=5, side=OrderSide.SELL, time_in_force=TimeInForce.GTC,
+                trail_percent=5,
+            )
+        )  # fmt: skip
+        assert trail.status == OrderStatus.NEW and trail.hwm is not None
+        tc.cancel_order_by_id(trail.id)
+        # a bracket: the exit legs wait until the entry fills
+        bracket = tc.submit_order(
+            MarketOrderRequest(
+                symbol="IBM", qty=3, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
+                order_class=OrderClass.BRACKET, take_profit=TakeProfitRequest(limit_price=400),
+                stop_loss=StopLossRequest(stop_price=100),
+            )
+        )  # fmt: skip
+        assert wait_until(lambda: bool(tc.get_order_by_id(bracket.id).legs), timeout=20)
+        legs = tc.get_order_by_id(bracket.id).legs or []
+        assert sorted(str(leg.type.value) for leg in legs) == ["limit", "stop"]
+        # closing the position sells at the next bar
+        close = tc.close_position("IBM")
+        assert close.side == OrderSide.SELL
+        assert wait_until(lambda: not [p for p in tc.get_all_positions() if p.symbol == "IBM"])
+        assert all(tc.get_order_by_id(leg.id).status == OrderStatus.CANCELED for leg in legs)
+        assert wait_until(lambda: any(u.event == "fill" for u in updates), timeout=10)
+        events = [(u.event, u.order.symbol) for u in updates]
+        assert ("fill", "SPY") in events and ("canceled", "SPY") in events
+        fill = next(u for u in updates if u.event == "fill" and u.order.id == order.id)
+        assert fill.qty == 10 and fill.price == float(filled.filled_avg_price)
+    finally:
+        stream.stop()
+        runner.join(10)
+
+
+def test_alpaca_errors(exchange: RunningExchange) -> None:
+    poor = _trading(exchange, DAN)
+    assert wait_until(lambda: poor.get_clock().is_open, timeout=20)
+    with pytest.raises(APIError) as info:
+        poor.submit_order(
+            LimitOrderRequest(
+                symbol="SPY", qty=100, side=OrderSide.BUY, time_in_force=TimeInForce.DAY,
+                limit_price=160,
+            )
+        )  # fmt: skip
+    assert info.value.status_code == 403
+    assert "insufficient buying power" in str(info.value)
+    with pytest.raises(APIError) as info:
+        poor.submit_order(
+            LimitOrderRequest(
+                symbol="SPY", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY,
+                limit_price=160.001,
+            )
+        )  # fmt: skip
+    assert info.value.status_code == 422
+    with pytest.raises(APIError) as info:
+        poor.get_order_by_id("00000000-0000-0000-0000-000000000000")
+    assert info.value.status_code == 404
+    with pytest.raises(APIError) as info:
+        poor.get_open_position("SPY")
+    assert info.value.status_code == 404
+    bad = TradingClient(DAN.api_key, "wrong", paper=True, url_override=exchange.base_url)
+    with pytest.raises(APIError) as info:
+        bad.get_account()
+    assert info.value.status_code == 403
+    assert float(poor.get_account().cash) == 1000
+    assert poor.get_orders() == []
