@@ -177,10 +177,12 @@ class ExchangeServer:
                         {"Retry-After": str(rule.retry_after)},
                     )
                 elif rule.kind == "http_5xx":
-                    response = self._error(
-                        rule.status,
-                        -1001,
-                        "Internal error; unable to process your request. Please try again.",
+                    # what a gateway in front of the venue answers: a page, not JSON
+                    response = web.Response(
+                        status=rule.status,
+                        text=f"<html><body><h1>{rule.status} Service Unavailable</h1></body>"
+                        "</html>",
+                        content_type="text/html",
                     )
                 elif rule.kind == "timeout":
                     await asyncio.sleep(rule.delay_s)
