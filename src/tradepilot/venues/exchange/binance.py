@@ -100,10 +100,13 @@ class BinanceError(Exception):
 
 
 def f8(raw: int | None) -> str:
-    """A raw fixed-point value as Binance prints it (8 decimals)."""
+    """A raw fixed-point value as Binance prints it: 8 decimals, or 9 when the ninth is
+    needed (a fee of 10 bps can have 9), so that no unit is ever rounded away."""
     if raw is None:
         return "0.00000000"
-    return format(fixed.to_decimal(raw).quantize(Decimal("0.00000001")), "f")
+    dec = fixed.to_decimal(raw)
+    places = "0.000000001" if raw % 10 else "0.00000001"
+    return format(dec.quantize(Decimal(places)), "f")
 
 
 def _mandatory(name: str) -> BinanceError:
