@@ -897,7 +897,7 @@ class AlpacaDialect:
             conn.queue.put_nowait(text)
 
     async def stream(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=None)
+        ws = web.WebSocketResponse(heartbeat=None, compress=False)
         await ws.prepare(request)
         conn = _StreamConn(ws)
         self.conns.add(conn)

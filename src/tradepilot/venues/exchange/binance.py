@@ -1223,7 +1223,7 @@ class BinanceDialect:
                 return
 
     async def ws_market(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=None, autoping=True)
+        ws = web.WebSocketResponse(heartbeat=None, autoping=True, compress=False)
         await ws.prepare(request)
         key = request.match_info.get("key", "")
         if key and key in self.listen_keys:
@@ -1333,7 +1333,7 @@ class BinanceDialect:
 
     # -- WebSocket API: user data by signature subscription ---------------------------------------
     async def ws_api(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=None, autoping=True)
+        ws = web.WebSocketResponse(heartbeat=None, autoping=True, compress=False)
         await ws.prepare(request)
         return await self._serve(request, _Conn(ws, "user"), self._on_api_text)
 
