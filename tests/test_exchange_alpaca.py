@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from alpaca.common.exceptions import APIError
 from alpaca.data.historical import StockHistoricalDataClient
@@ -43,6 +44,7 @@ SKIP_TO_0925_NY = (5 * 60 + 25) * 60  # the day's data starts at 04:00 New York
 def exchange() -> Iterator[RunningExchange]:
     data = load_bar_data(BARS, ["SPY", "IBM"], day="2013-10-07", history_days=1)
     ex = start_exchange(data, [CAROL, DAN], dialect="alpaca", speed=60.0, skip_s=SKIP_TO_0925_NY)
+    ex.server.api.rate_limit = 100_000  # the tests poll faster than Alpaca's 200 calls/min
     try:
         yield ex
     finally:
@@ -189,3 +191,20 @@ def test_alpaca_errors(exchange: RunningExchange) -> None:
     assert info.value.status_code == 403
     assert float(poor.get_account().cash) == 1000
     assert poor.get_orders() == []
+
+
+def test_rate_limit_429(exchange: RunningExchange) -> None:
+    api = exchange.server.api
+    headers = {"APCA-API-KEY-ID": DAN.api_key, "APCA-API-SECRET-KEY": DAN.secret}
+    api.rate_limit = 5
+    api.calls.clear()
+    try:
+        codes = [
+            httpx.get(f"{exchange.base_url}/v2/clock", headers=headers).status_code
+            for _ in range(8)
+        ]
+    finally:
+        api.rate_limit = 100_000
+    assert codes[:5] == [200] * 5 and set(codes[5:]) == {429}
+    r = httpx.get(f"{exchange.base_url}/v2/nowhere", headers=headers)
+    assert r.status_code == 404 and set(r.json()) == {"code", "message"}

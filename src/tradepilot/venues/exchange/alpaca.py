@@ -26,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hmac
 import json
 import logging
+import time
 import uuid
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -51,6 +53,7 @@ log = logging.getLogger("tradepilot.exchange.alpaca")
 NY = ZoneInfo("America/New_York")
 OPEN = dt.time(9, 30)
 CLOSE = dt.time(16, 0)
+RATE_LIMIT = 200  # API calls per minute per account
 _NS = uuid.UUID("6f0d8a52-3c1e-4b59-9d7e-5b1f3c2a9e11")
 
 
@@ -101,6 +104,8 @@ class AlpacaDialect:
         self.ids: dict[str, tuple[str, int]] = {}  # order uuid -> (account, order id)
         self.refused: dict[str, OrderRecord] = {}  # held orders refused at the open
         self._was_open = False
+        self.rate_limit = RATE_LIMIT
+        self.calls: dict[tuple[str, int], int] = {}
         self.days = sorted({self._ny(b.ts_open).date() for b in self._bars()})
         core.venue_gate = self.is_open_at
         core.market_listeners.append(self._on_market)
@@ -149,9 +154,21 @@ class AlpacaDialect:
         state = self.core.account_for_key(key)
         if state is None or not secret:
             raise AlpacaError(401, 40110000, "request is not authorized")
-        if secret != state.spec.secret:
+        if not hmac.compare_digest(secret, state.spec.secret):
             raise AlpacaError(403, 40310000, "forbidden.")
+        self._count(state.spec.name)
         return state.spec.name
+
+    def _count(self, name: str) -> None:
+        """Alpaca's limit: ``rate_limit`` API calls per minute per account, then 429."""
+        minute = int(time.time() // 60)
+        key = (name, minute)
+        used = self.calls.get(key, 0) + 1
+        self.calls[key] = used
+        if len(self.calls) > 1000:
+            self.calls = {k: v for k, v in self.calls.items() if k[1] >= minute - 1}
+        if used > self.rate_limit:
+            raise AlpacaError(429, 42910000, "rate limit exceeded")
 
     # -- clock ----------------------------------------------------------------------------
     def _now(self) -> int:

@@ -30,12 +30,14 @@ import logging
 import re
 import secrets
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
+import msgspec
 from aiohttp import WSMsgType, web
 
 from tradepilot.model import fixed
@@ -55,6 +57,7 @@ __all__ = ["BinanceDialect", "BinanceError"]
 
 log = logging.getLogger("tradepilot.exchange.binance")
 
+_encode = msgspec.json.Encoder().encode
 WEIGHT_LIMIT = 6000
 RAW_BODY = web.RequestKey("raw_body", str)
 WEIGHT_HEADERS = web.RequestKey("weight_headers", dict[str, str])
@@ -104,9 +107,9 @@ def f8(raw: int | None) -> str:
     needed (a fee of 10 bps can have 9), so that no unit is ever rounded away."""
     if raw is None:
         return "0.00000000"
-    dec = fixed.to_decimal(raw)
-    places = "0.000000001" if raw % 10 else "0.00000001"
-    return format(dec.quantize(Decimal(places)), "f")
+    q, r = divmod(-raw if raw < 0 else raw, fixed.SCALE)
+    frac = f"{r:09d}" if r % 10 else f"{r // 10:08d}"
+    return f"-{q}.{frac}" if raw < 0 else f"{q}.{frac}"
 
 
 def _mandatory(name: str) -> BinanceError:
@@ -181,7 +184,7 @@ class _Conn:
         self.held: deque[str] = deque()  # reorder fault: one event held back
 
     def send(self, payload: dict[str, Any] | list[Any]) -> None:
-        self.queue.put_nowait(json.dumps(payload, separators=(",", ":")))
+        self.queue.put_nowait(_encode(payload).decode())
 
 
 class BinanceDialect:
@@ -596,7 +599,10 @@ class BinanceDialect:
         self, symbol: str, step: int, start: int | None, end: int | None, limit: int
     ) -> list[list[Any]]:
         buckets: dict[int, list[Any]] = {}
-        for tid, ms, px, qty, maker in self.core.symbols[symbol].trades:
+        trades = self.core.symbols[symbol].trades
+        if start is not None:  # trades are in time order: start at the first bucket's
+            trades = trades[bisect_left(trades, start - start % step, key=lambda t: t[1]) :]
+        for tid, ms, px, qty, maker in trades:
             t = ms - ms % step
             if start is not None and t < start - start % step:
                 continue
@@ -1303,9 +1309,10 @@ class BinanceDialect:
                     "M": True,
                 },
             )
+            wanted = {s for c in self.conns for s in c.streams if "@kline_" in s}
             for interval, step in _INTERVALS.items():
                 stream = f"{low}@kline_{interval}"
-                if any(stream in c.streams for c in self.conns):
+                if stream in wanted:
                     rows = self.kline_rows(sym, step, tms - tms % step, None, 1)
                     if rows:
                         r = rows[-1]
@@ -1487,7 +1494,7 @@ class BinanceDialect:
                     if conn.subscription_id is not None
                     else payload
                 )
-                text = json.dumps(wrapped, separators=(",", ":"))
+                text = _encode(wrapped).decode()
                 if rule is None:
                     conn.queue.put_nowait(text)
                     while conn.held:

@@ -213,6 +213,7 @@ class _AccountState:
         self.by_client: dict[str, OrderRecord] = {}
         self.by_venue_cid: dict[str, OrderRecord] = {}
         self.trades: list[tuple[OrderRecord, Fill]] = []
+        self.waiting: dict[int, OrderRecord] = {}  # conditional orders not yet triggered
 
 
 UserListener = Callable[[UserEvent], None]
@@ -474,6 +475,7 @@ class ExchangeCore:
             rec.lock = (ccy, amount)
         rec.triggered = False
         self._register(st, rec)
+        st.waiting[rec.order_id] = rec
         self._notify(UserEvent("order", st.spec.name, rec.time_ms, rec, "NEW"))
         self._notify_balance(st, inst)
 
@@ -497,11 +499,9 @@ class ExchangeCore:
 
     def _check_triggers(self, symbol: str, high: int, low: int) -> None:
         for st in self.accounts.values():
-            waiting = [
-                r
-                for r in st.orders.values()
-                if not r.triggered and r.is_open and r.symbol == symbol
-            ]
+            if not st.waiting:
+                continue
+            waiting = [r for r in st.waiting.values() if r.is_open and r.symbol == symbol]
             for rec in waiting:
                 if rec.trail_price is not None or rec.trail_percent is not None:
                     best = high if rec.side < 0 else low
@@ -522,6 +522,7 @@ class ExchangeCore:
         inst = self.instruments[rec.symbol]
         self._cancel_peer(st, rec)  # frees the balance the two legs share
         self._release_core_lock(st, rec)
+        st.waiting.pop(rec.order_id, None)
         rec.triggered = True
         rec.kind = "LIMIT" if rec.price is not None else "MARKET"
         rec.update_ms = self.clock.now_ms()
@@ -570,6 +571,7 @@ class ExchangeCore:
         if not rec.triggered:
             inst = self.instruments[rec.symbol]
             self._release_core_lock(st, rec)
+            st.waiting.pop(rec.order_id, None)
             rec.status = CANCELED
             rec.update_ms = self.clock.now_ms()
             self._notify(UserEvent("order", name, rec.update_ms, rec, "CANCELED"))

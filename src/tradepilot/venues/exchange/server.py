@@ -141,7 +141,7 @@ class ExchangeServer:
         if self.dialect == "binance":
             return BinanceError(status, code, msg, headers).response()
         return web.json_response(
-            {"code": status * 100 if status < 1000 else status, "message": msg},
+            {"code": status * 100_000, "message": msg},
             status=status,
             headers=headers,
         )
