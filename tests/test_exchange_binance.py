@@ -164,6 +164,54 @@ def test_order_types_and_time_in_force(exchange: RunningExchange, client: ccxt.b
     assert Decimal(_balances(exchange.base_url)["BTC"]["locked"]) == 0
 
 
+def test_unified_stop_loss_and_take_profit_params(
+    exchange: RunningExchange, client: ccxt.binance
+) -> None:
+    book = client.fetch_order_book("BTC/USDT", 5)
+    bid, ask = book["bids"][0][0], book["asks"][0][0]
+    sl = client.create_order(
+        "BTC/USDT",
+        "limit",
+        "sell",
+        0.001,
+        round(bid * 0.8, 2),
+        {"stopLossPrice": round(bid * 0.81, 2)},
+    )
+    tp = client.create_order(
+        "BTC/USDT",
+        "limit",
+        "sell",
+        0.001,
+        round(ask * 1.2, 2),
+        {"takeProfitPrice": round(ask * 1.19, 2)},
+    )
+    assert client.fetch_order(sl["id"], "BTC/USDT")["info"]["type"] == "STOP_LOSS_LIMIT"
+    fetched = client.fetch_order(tp["id"], "BTC/USDT")
+    assert fetched["info"]["type"] == "TAKE_PROFIT_LIMIT"
+    assert fetched["triggerPrice"] == round(ask * 1.19, 2)
+    for o in (sl, tp):
+        client.cancel_order(o["id"], "BTC/USDT")
+
+
+def test_max_num_orders(exchange: RunningExchange) -> None:
+    base = exchange.base_url
+    api = exchange.server.api
+    bid = Decimal(httpx.get(f"{base}/api/v3/ticker/bookTicker?symbol=BTCUSDT").json()["bidPrice"])
+    order = {
+        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+        "quantity": "0.001", "price": str((bid * Decimal("0.9")).quantize(Decimal("0.01"))),
+    }  # fmt: skip
+    api.max_num_orders = 2
+    try:
+        codes = [signed(base, "POST", "/api/v3/order", order).status_code for _ in range(3)]
+        r = signed(base, "POST", "/api/v3/order", order)
+        assert codes == [200, 200, 400]
+        assert r.json() == {"code": -1013, "msg": "Filter failure: MAX_NUM_ORDERS"}
+    finally:
+        api.max_num_orders = 200
+        signed(base, "DELETE", "/api/v3/openOrders", {"symbol": "BTCUSDT"})
+
+
 def test_response_types(exchange: RunningExchange) -> None:
     base = exchange.base_url
     bid = Decimal(httpx.get(f"{base}/api/v3/ticker/bookTicker?symbol=BTCUSDT").json()["bidPrice"])

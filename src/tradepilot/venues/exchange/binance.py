@@ -202,6 +202,7 @@ class BinanceDialect:
         self.stale_until = 0.0
         self._stale_depth: dict[str, Any] | None = None
         self.weight_limit = WEIGHT_LIMIT
+        self.max_num_orders = MAX_NUM_ORDERS
         self._dirty: dict[str, set[str]] = {}
         core.market_listeners.append(self._on_market)
         core.user_listeners.append(self._on_user)
@@ -422,7 +423,7 @@ class BinanceDialect:
                     "askMultiplierDown": "0.2",
                     "avgPriceMins": 5,
                 },
-                {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": MAX_NUM_ORDERS},
+                {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": self.max_num_orders},
                 {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
             ],
             "permissions": [],
@@ -803,7 +804,7 @@ class BinanceDialect:
             for r in self.core.accounts[name].orders.values()
             if r.is_open and r.symbol == inst.symbol
         )
-        if open_count >= MAX_NUM_ORDERS:
+        if open_count >= self.max_num_orders:
             raise BinanceError(400, -1013, "Filter failure: MAX_NUM_ORDERS")
         kind = {
             "LIMIT": "LIMIT",
