@@ -7,6 +7,7 @@ account trades on its own simulated venue against that recorded book.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -360,3 +361,30 @@ def test_async_ccxt_client(exchange: RunningExchange) -> None:
             await c.close()
 
     asyncio.run(asyncio.wait_for(run(), 60))
+
+
+def test_garbage_requests_get_binance_errors_never_a_traceback(exchange: RunningExchange) -> None:
+    """Random parameters on every endpoint: each answer is 2xx or a Binance error body."""
+    rng = random.Random(11)
+    paths = [
+        ("GET", p)
+        for p in (
+            "ping", "time", "exchangeInfo", "depth", "trades", "aggTrades", "klines",
+            "ticker/bookTicker", "ticker/24hr", "avgPrice", "order", "openOrders",
+            "allOrders", "myTrades", "account", "nothing",
+        )
+    ]  # fmt: skip
+    paths += [("POST", "order"), ("POST", "order/test"), ("DELETE", "order"), ("PATCH", "order")]
+    values = ["", "abc", "-1", "0", "1e5", "NaN", "9" * 25, "0.001", "BTCUSDT", '["BTCUSDT"]']
+    keys = [
+        "symbol", "limit", "orderId", "origClientOrderId", "startTime", "interval", "side",
+        "type", "timeInForce", "quantity", "price", "stopPrice", "quoteOrderQty", "symbols",
+    ]  # fmt: skip
+    for _ in range(120):
+        method, path = rng.choice(paths)
+        params = {k: rng.choice(values) for k in rng.sample(keys, rng.randint(0, 8))}
+        r = signed(exchange.base_url, method, f"/api/v3/{path}", params)
+        assert r.status_code < 500, (method, path, params, r.text)
+        if r.status_code >= 400:
+            assert set(r.json()) == {"code", "msg"}, (method, path, params, r.text)
+    signed(exchange.base_url, "DELETE", "/api/v3/openOrders", {"symbol": "BTCUSDT"})

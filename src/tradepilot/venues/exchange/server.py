@@ -210,7 +210,7 @@ class ExchangeServer:
                     {"code": -1000, "msg": f"Unknown endpoint {request.path}."}, status=404
                 )
             else:
-                response = self._error(exc.status, exc.status * 100, exc.reason)
+                response = self._error(exc.status, -1000, exc.reason)
         except ConnectionResetError:
             self._log(seq, request, 0, start, fault)
             raise
