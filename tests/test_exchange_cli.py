@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from exchange_helpers import BTC_SESSION, wait_until
+from exchange_helpers import BTC_SESSION, ETH_SESSION, wait_until
 from tradepilot.venues.exchange.server import free_port
 
 
@@ -27,7 +27,8 @@ def test_cli_serves_binance(tmp_path: Path) -> None:
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [sys.executable, "-m", "tradepilot.cli", "exchange", "serve", "--dialect", "binance"]
-    cmd += ["--data", str(BTC_SESSION), "--port", str(port), "--speed", "2"]
+    cmd += ["--data", str(BTC_SESSION), "--data", str(ETH_SESSION)]
+    cmd += ["--port", str(port), "--speed", "2"]
     cmd += ["--accounts", str(accounts)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -40,7 +41,9 @@ def test_cli_serves_binance(tmp_path: Path) -> None:
 
         assert wait_until(up, timeout=60, step=0.2), "server did not start"
         info = httpx.get(f"http://127.0.0.1:{port}/api/v3/exchangeInfo").json()
-        assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT"]
+        assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "ETHUSDT"]
+        eth = httpx.get(f"http://127.0.0.1:{port}/api/v3/depth?symbol=ETHUSDT&limit=5").json()
+        assert 1000 < float(eth["bids"][0][0]) < float(eth["asks"][0][0]) < 5000
         time.sleep(0.2)
         r = httpx.get(f"http://127.0.0.1:{port}/api/v3/account", headers={"X-MBX-APIKEY": "x"})
         assert r.json()["code"] == -2015

@@ -1479,6 +1479,12 @@ class BinanceDialect:
             return
         self._deliver(ev.account, self.user_payloads(ev))
 
+    @staticmethod
+    def _release_held(conn: _Conn) -> None:
+        """A held-back event is late, never lost: it goes out even if nothing follows."""
+        while conn.held:
+            conn.queue.put_nowait(conn.held.popleft())
+
     def _flush_balances(self, account: str) -> None:
         assets = tuple(sorted(self._dirty.pop(account, set())))
         if assets:
@@ -1505,5 +1511,6 @@ class BinanceDialect:
                     conn.queue.put_nowait(text)
                 elif rule.kind == "reorder_event":
                     conn.held.append(text)  # sent after the next event
+                    asyncio.get_running_loop().call_later(1.0, self._release_held, conn)
                 elif rule.kind == "delayed_fill":
                     asyncio.get_running_loop().call_later(rule.delay_s, conn.queue.put_nowait, text)
