@@ -23,7 +23,9 @@ from alpaca.trading.requests import (
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
+    StopLimitOrderRequest,
     StopLossRequest,
+    StopOrderRequest,
     TakeProfitRequest,
     TrailingStopOrderRequest,
 )
@@ -31,6 +33,7 @@ from alpaca.trading.stream import TradingStream
 
 from exchange_helpers import DATA, wait_until
 from tradepilot.venues.exchange.accounts import AccountSpec
+from tradepilot.venues.exchange.faults import FaultProfile
 from tradepilot.venues.exchange.replay import load_bar_data
 from tradepilot.venues.exchange.server import RunningExchange, start_exchange
 
@@ -208,3 +211,74 @@ def test_rate_limit_429(exchange: RunningExchange) -> None:
     assert codes[:5] == [200] * 5 and set(codes[5:]) == {429}
     r = httpx.get(f"{exchange.base_url}/v2/nowhere", headers=headers)
     assert r.status_code == 404 and set(r.json()) == {"code", "message"}
+
+
+def test_stop_orders_ioc_and_day_orders_expiring_at_the_close() -> None:
+    data = load_bar_data(BARS, ["SPY"], day="2013-10-07")
+    skip_to_1557 = (11 * 60 + 57) * 60  # 04:00 -> 15:57 New York
+    ex = start_exchange(
+        data, [CAROL], dialect="alpaca", speed=30.0, skip_s=skip_to_1557,
+        faults=FaultProfile.from_dict(
+            {"rules": [{"kind": "http_5xx", "at": [1], "paths": ["/v2/calendar"]}]}
+        ),
+    )  # fmt: skip
+    try:
+        ex.server.api.rate_limit = 100_000
+        tc = _trading(ex)
+        assert tc.get_clock().is_open
+        last = float(tc.get_account().cash)
+        assert last == 100000
+        day = tc.submit_order(
+            LimitOrderRequest(
+                symbol="SPY", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY,
+                limit_price=100,
+            )
+        )  # fmt: skip
+        gtc = tc.submit_order(
+            LimitOrderRequest(
+                symbol="SPY", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
+                limit_price=100,
+            )
+        )  # fmt: skip
+        stop = tc.submit_order(
+            StopOrderRequest(
+                symbol="SPY", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
+                stop_price=250,
+            )
+        )  # fmt: skip
+        stop_limit = tc.submit_order(
+            StopLimitOrderRequest(
+                symbol="SPY", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC,
+                stop_price=250, limit_price=251,
+            )
+        )  # fmt: skip
+        assert stop.status == stop_limit.status == OrderStatus.NEW
+        ioc = tc.submit_order(
+            LimitOrderRequest(
+                symbol="SPY", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.IOC,
+                limit_price=100,
+            )
+        )  # fmt: skip
+        assert wait_until(lambda: not tc.get_clock().is_open, timeout=20)
+        # on minute bars an ioc meets the market at the next bar, at the latest the close
+        assert tc.get_order_by_id(ioc.id).status == OrderStatus.EXPIRED
+        assert wait_until(
+            lambda: tc.get_order_by_id(day.id).status == OrderStatus.EXPIRED, timeout=10
+        )
+        assert tc.get_order_by_id(gtc.id).status == OrderStatus.NEW
+        with pytest.raises(APIError) as info:  # closed: ioc is refused
+            tc.submit_order(
+                LimitOrderRequest(
+                    symbol="SPY", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.IOC,
+                    limit_price=100,
+                )
+            )  # fmt: skip
+        assert info.value.status_code == 422
+        with pytest.raises(APIError) as info:  # the injected gateway error
+            tc.get_calendar()
+        assert info.value.status_code == 503
+        assert [c.date.isoformat() for c in tc.get_calendar()] == ["2013-10-07"]
+        hits = httpx.get(f"{ex.base_url}/_tp/faults").json()
+        assert hits == {"http_5xx": 1}
+    finally:
+        ex.stop()

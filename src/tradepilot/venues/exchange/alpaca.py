@@ -854,7 +854,7 @@ class AlpacaDialect:
         if not is_open and self._was_open:
             for st in self.core.accounts.values():
                 for r in list(st.orders.values()):
-                    if r.is_open and r.extra.get("alpaca_tif") == "day":
+                    if r.is_open and r.extra.get("alpaca_tif") in ("day", "ioc", "fok"):
                         with contextlib.suppress(Rejected):
                             self.core.cancel(st.spec.name, r)
                         r.status = "EXPIRED"
