@@ -110,6 +110,13 @@ def test_orders_positions_and_trade_updates(exchange: RunningExchange) -> None:
         )
         filled = tc.get_order_by_id(order.id)
         assert float(filled.filled_qty) == 10
+        # it met the market at the open of a bar after it was released (no look-ahead)
+        dc = StockHistoricalDataClient(CAROL.api_key, CAROL.secret, url_override=exchange.base_url)
+        bars = dc.get_stock_bars(
+            StockBarsRequest(symbol_or_symbols="SPY", timeframe=TimeFrame.Minute)
+        )["SPY"]
+        opens = {b.open for b in bars if b.timestamp.hour * 60 + b.timestamp.minute >= 13 * 60 + 30}
+        assert float(filled.filled_avg_price) in opens
         position = tc.get_open_position("SPY")
         assert float(position.qty) == 10
         assert position.avg_entry_price == str(filled.filled_avg_price)
@@ -136,6 +143,22 @@ def test_orders_positions_and_trade_updates(exchange: RunningExchange) -> None:
         )  # fmt: skip
         assert trail.status == OrderStatus.NEW and trail.hwm is not None
         tc.cancel_order_by_id(trail.id)
+        # an oco exit: a take-profit limit and a stop on the same shares
+        oco = tc.submit_order(
+            LimitOrderRequest(
+                symbol="SPY", qty=5, side=OrderSide.SELL, time_in_force=TimeInForce.GTC,
+                limit_price=400, order_class=OrderClass.OCO,
+                take_profit=TakeProfitRequest(limit_price=400),
+                stop_loss=StopLossRequest(stop_price=100),
+            )
+        )  # fmt: skip
+        assert oco.order_class == OrderClass.OCO and len(oco.legs or []) == 1
+        assert float(tc.get_open_position("SPY").qty_available) == 5  # one lock for both
+        tc.cancel_order_by_id(oco.id)
+        assert tc.get_order_by_id(oco.id).status == OrderStatus.CANCELED
+        assert all(
+            tc.get_order_by_id(leg.id).status == OrderStatus.CANCELED for leg in oco.legs or []
+        )
         # a bracket: the exit legs wait until the entry fills
         bracket = tc.submit_order(
             MarketOrderRequest(

@@ -601,7 +601,8 @@ class AlpacaDialect:
         sl = body.get("stop_loss") or {}
         if "limit_price" not in tp or "stop_price" not in sl:
             raise _unprocessable("take_profit.limit_price and stop_loss.stop_price are required")
-        exit_side = "sell" if req.side > 0 else "buy"
+        # a bracket's exits close the entry; an oco's two legs are both exits already
+        exit_side = "sell" if (req.side > 0) == (order_class == "bracket") else "buy"
         common = {"symbol": req.symbol, "qty": fixed.to_str(req.qty), "side": exit_side}
         common["time_in_force"] = req.extra["alpaca_tif"]
         tp_req = self._parse({**common, "type": "limit", "limit_price": tp["limit_price"]})
