@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from exchange_helpers import BTC_SESSION, ETH_SESSION, wait_until
+from tradepilot.venues.exchange.accounts import load_accounts
 from tradepilot.venues.exchange.server import free_port
 
 
@@ -56,3 +58,32 @@ def test_cli_serves_binance(tmp_path: Path) -> None:
             out = proc.communicate()[0].decode()
     assert "cli-secret" not in out
     assert "cli-key" in out
+
+
+def test_accounts_from_file_env_or_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(
+        "accounts:\n  - {name: a, api_key: ka, secret: sa, balances: {USDT: '5'}}\n"
+        "  - {name: b, api_key: kb, secret_env: B_SECRET}\n"
+    )
+    specs = load_accounts(path, env={"B_SECRET": "sb"})
+    assert [(s.name, s.api_key, s.secret) for s in specs] == [("a", "ka", "sa"), ("b", "kb", "sb")]
+    assert specs[0].balances == {"USDT": "5"}
+    assert "sa" not in repr(specs[0])
+    with pytest.raises(ValueError):
+        load_accounts(path, env={})  # B_SECRET missing
+    env = {
+        "TP_EXCHANGE_API_KEY": "k",
+        "TP_EXCHANGE_API_SECRET": "s",
+        "TP_EXCHANGE_BALANCES": "USD=7",
+    }
+    (one,) = load_accounts(None, env=env)
+    assert (one.api_key, one.balances) == ("k", {"USD": "7"})
+    with pytest.raises(ValueError, match="no accounts"):
+        load_accounts(None, env={})
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(
+        "accounts:\n  - {name: a, api_key: k, secret: s}\n  - {name: b, api_key: k, secret: t}\n"
+    )
+    with pytest.raises(ValueError, match="unique"):
+        load_accounts(dup, env={})

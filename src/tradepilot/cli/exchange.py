@@ -6,8 +6,8 @@
         --data ../shared/data/equities/lean_us_equity_minute_trade_bars.csv.gz --symbols SPY,IBM
 
 Accounts come from ``--accounts FILE`` (YAML) or the environment
-(``TP_EXCHANGE_API_KEY``/``TP_EXCHANGE_API_SECRET``); without either, one account
-with a random key is created and its key (not its secret's source) is printed once.
+(``TP_EXCHANGE_API_KEY``/``TP_EXCHANGE_API_SECRET``). API keys are printed at
+start; secrets never are.
 """
 
 from __future__ import annotations

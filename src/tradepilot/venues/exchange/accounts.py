@@ -10,13 +10,13 @@ from the command line, and secrets are never logged::
         balances: {USDT: "100000", BTC: "1"}
 
 Without a file, ``TP_EXCHANGE_API_KEY`` / ``TP_EXCHANGE_API_SECRET`` (and
-optionally ``TP_EXCHANGE_BALANCES`` as ``USDT=100000,BTC=1``) define one account.
+optionally ``TP_EXCHANGE_BALANCES`` as ``USDT=100000,BTC=1``) define one account;
+with neither, there is no account and the exchange does not start.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +70,7 @@ def _parse_balances(text: str) -> dict[str, str]:
 def load_accounts(
     path: str | Path | None = None, env: Mapping[str, str] | None = None
 ) -> list[AccountSpec]:
-    """Accounts from ``path`` (YAML), else from the environment, else one random account."""
+    """Accounts from ``path`` (YAML), else from the environment (else ``ValueError``)."""
     env = os.environ if env is None else env
     if path is not None:
         data = yaml.safe_load(Path(path).read_text())
@@ -89,7 +89,10 @@ def load_accounts(
             )
         ]
     else:
-        specs = [AccountSpec("default", secrets.token_hex(16), secrets.token_hex(32))]
+        raise ValueError(
+            "no accounts: pass an accounts file (--accounts) or set TP_EXCHANGE_API_KEY and "
+            "TP_EXCHANGE_API_SECRET"
+        )
     names = [s.name for s in specs]
     keys = [s.api_key for s in specs]
     if len(set(names)) != len(names) or len(set(keys)) != len(keys):
