@@ -13,17 +13,13 @@ start; secrets never are.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from aiohttp import web
 from rich.console import Console
 
-from tradepilot.venues.exchange.accounts import load_accounts
-from tradepilot.venues.exchange.core import ExchangeCore
-from tradepilot.venues.exchange.faults import FaultInjector, load_profile
-from tradepilot.venues.exchange.replay import ReplayData, load_bar_data, load_book_data
-from tradepilot.venues.exchange.server import ExchangeServer
+if TYPE_CHECKING:
+    from tradepilot.venues.exchange.replay import ReplayData
 
 __all__ = ["exchange_app"]
 
@@ -42,6 +38,8 @@ def _fail(message: str) -> None:
 
 def load_data(dialect: str, data: list[str], symbols: str, day: str | None) -> ReplayData:
     """Market data for a dialect: Binance L2 session folders, or a bars file for Alpaca."""
+    from tradepilot.venues.exchange.replay import load_bar_data, load_book_data
+
     if dialect == "binance":
         return load_book_data([Path(d) for d in data])
     if len(data) != 1:
@@ -68,6 +66,14 @@ def serve(
     skip: Annotated[float, typer.Option(help="Seconds of data to skip at the start.")] = 0.0,
 ) -> None:
     """Serve the exchange until interrupted."""
+    # imported here: the server stack is not loaded for every other command
+    from aiohttp import web
+
+    from tradepilot.venues.exchange.accounts import load_accounts
+    from tradepilot.venues.exchange.core import ExchangeCore
+    from tradepilot.venues.exchange.faults import FaultInjector, load_profile
+    from tradepilot.venues.exchange.server import ExchangeServer
+
     if dialect not in ("binance", "alpaca"):
         _fail("--dialect must be binance or alpaca")
     try:
