@@ -35,6 +35,12 @@ def btc_data() -> ReplayData:
     return load_book_data([BTC_SESSION])
 
 
+@cache
+def http() -> httpx.Client:
+    """One pooled client for the tests' raw requests (a new client per request is slow)."""
+    return httpx.Client(timeout=10)
+
+
 def ccxt_options() -> dict[str, Any]:
     return dict(CCXT_BINANCE_OPTIONS)
 
@@ -62,11 +68,11 @@ def signed(
     sig = binance_signature(secret if secret is not None else account.secret, query)
     url = f"{base_url}{path}?{query}&signature={sig}"
     headers = {"X-MBX-APIKEY": key if key is not None else account.api_key}
-    return httpx.request(method, url, headers=headers, timeout=10)
+    return http().request(method, url, headers=headers)
 
 
 def state(base_url: str) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{base_url}/_tp/state", timeout=10).json()
+    body: dict[str, Any] = http().get(f"{base_url}/_tp/state").json()
     return body
 
 
