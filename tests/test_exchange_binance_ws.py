@@ -119,6 +119,26 @@ def test_watch_trades(exchange: RunningExchange) -> None:
         assert t["side"] == ("sell" if maker else "buy")
 
 
+def test_watch_ticker_and_ohlcv(exchange: RunningExchange) -> None:
+    async def run() -> tuple[dict[str, Any], list[list[float]], dict[str, Any]]:
+        c = _pro(exchange)
+        try:
+            await c.load_markets()
+            ticker = await c.watch_ticker("BTC/USDT")
+            ohlcv = await c.watch_ohlcv("BTC/USDT", "1m")
+            bid_ask = await c.watch_bids_asks(["BTC/USDT"])
+        finally:
+            await c.close()
+        return ticker, ohlcv, bid_ask
+
+    ticker, ohlcv, bid_ask = asyncio.run(asyncio.wait_for(run(), TIMEOUT))
+    assert ticker["symbol"] == "BTC/USDT" and ticker["last"] > 0
+    assert ticker["low"] <= ticker["last"] <= ticker["high"]
+    o, h, lo, c = ohlcv[-1][1:5]
+    assert lo <= min(o, c) <= max(o, c) <= h
+    assert bid_ask["BTC/USDT"]["bid"] < bid_ask["BTC/USDT"]["ask"]
+
+
 def test_watch_orders_and_balance(exchange: RunningExchange) -> None:
     async def run() -> tuple[list[str], dict[str, Any], dict[str, Any]]:
         c = _pro(exchange)

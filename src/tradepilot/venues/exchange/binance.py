@@ -204,6 +204,7 @@ class BinanceDialect:
         self.weight_limit = WEIGHT_LIMIT
         self.max_num_orders = MAX_NUM_ORDERS
         self._dirty: dict[str, set[str]] = {}
+        self._ticker_sent: dict[str, int] = {}  # symbol -> ms of the last 24hrTicker
         core.market_listeners.append(self._on_market)
         core.user_listeners.append(self._on_user)
 
@@ -1267,6 +1268,58 @@ class BinanceDialect:
                 }
             )
 
+    def _publish_ticker(self, inst: Instrument, low: str, ms: int) -> None:
+        """``<symbol>@ticker`` and ``@miniTicker``: rolling 24-hour statistics, once a second."""
+        stream, mini = f"{low}@ticker", f"{low}@miniTicker"
+        if ms - self._ticker_sent.get(inst.symbol, 0) < 1000:
+            return
+        if not any(stream in c.streams or mini in c.streams for c in self.conns):
+            return
+        self._ticker_sent[inst.symbol] = ms
+        t = self.ticker(inst)
+        self._publish(
+            mini,
+            {
+                "e": "24hrMiniTicker",
+                "E": ms,
+                "s": inst.symbol,
+                "c": t["lastPrice"],
+                "o": t["openPrice"],
+                "h": t["highPrice"],
+                "l": t["lowPrice"],
+                "v": t["volume"],
+                "q": t["quoteVolume"],
+            },
+        )
+        self._publish(
+            stream,
+            {
+                "e": "24hrTicker",
+                "E": ms,
+                "s": inst.symbol,
+                "p": t["priceChange"],
+                "P": t["priceChangePercent"],
+                "w": t["weightedAvgPrice"],
+                "x": t["prevClosePrice"],
+                "c": t["lastPrice"],
+                "Q": t["lastQty"],
+                "b": t["bidPrice"],
+                "B": t["bidQty"],
+                "a": t["askPrice"],
+                "A": t["askQty"],
+                "o": t["openPrice"],
+                "h": t["highPrice"],
+                "l": t["lowPrice"],
+                "v": t["volume"],
+                "q": t["quoteVolume"],
+                "O": t["openTime"],
+                "C": t["closeTime"],
+                "F": t["firstId"],
+                "L": t["lastId"],
+                "n": t["count"],
+            },
+        )
+
     def _publish(self, stream: str, payload: dict[str, Any]) -> None:
         for conn in self.conns:
             if conn.channel == "market" and stream in conn.streams:
@@ -1296,6 +1349,7 @@ class BinanceDialect:
             return
         elif isinstance(item, TradeTick):
             tid, tms, px, qty, maker = self.core.symbols[sym].trades[-1]
+            self._publish_ticker(inst, low, ms)
             self._publish(
                 f"{low}@trade",
                 {
