@@ -99,3 +99,8 @@ def serve(
     for spec in specs:
         console.print(f"  account [cyan]{spec.name}[/] api key {spec.api_key}")
     web.run_app(server.app(), host=host, port=port, print=None, access_log=None)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``exchange`` to ``app``."""
+    app.add_typer(exchange_app, name="exchange")

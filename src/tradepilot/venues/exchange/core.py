@@ -284,11 +284,10 @@ class ExchangeCore:
                 list(data.instruments),
                 acct,
                 self.clock,
-                self._schedule,
-                self._venue_listener(spec.name),
                 fill_model or FillModel(),
                 latency or LatencyModel(),
             )
+            venue.connect(self._venue_listener(spec.name), self._schedule)
             state = _AccountState(spec, venue, acct)
             self.accounts[spec.name] = state
             self.by_key[spec.api_key] = state
