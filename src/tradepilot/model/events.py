@@ -341,6 +341,29 @@ class SessionStarted(Event, frozen=True, tag=True):
     package_version: str = ""
 
 
+class ModelDropped(Event, frozen=True, tag=True):
+    """An ensemble member was dropped: missing, corrupt, mismatched, stale or failing."""
+
+    strategy_id: str
+    model_id: str
+    member: str
+    code: str
+    reason: str
+    members_left: int
+
+
+class EnsembleFallback(Event, frozen=True, tag=True):
+    """Too few ensemble members are left: the fallback rule decides (``active``), or no
+    longer decides."""
+
+    strategy_id: str
+    rule: str
+    active: bool
+    members_left: int
+    min_members: int
+    reason: str
+
+
 class SessionStopped(Event, frozen=True, tag=True):
     reason: str
 
@@ -405,6 +428,8 @@ AnyEvent = (
     | SignalExpired
     | SignalHeld
     | SignalAccepted
+    | ModelDropped
+    | EnsembleFallback
     | SessionStarted
     | SessionStopped
     | TradingStateChanged
