@@ -31,6 +31,7 @@ from tradepilot.strategy import registry
 from tradepilot.strategy.allocation import CapitalAllocator
 from tradepilot.strategy.base import Strategy
 from tradepilot.strategy.calendars import TradingCalendar, calendar_for
+from tradepilot.strategy.ml import source as ensemble_source
 from tradepilot.strategy.pipeline import SignalPipeline
 from tradepilot.strategy.rebalance import RebalanceStrategy
 from tradepilot.strategy.signal_strategy import MomentumSignalGenerator, SignalStrategy
@@ -321,6 +322,22 @@ def build_config_run(
                     cycle,
                     calendar,
                     allocator,
+                )
+            )
+            continue
+        if spec.kind == "ensemble":
+            strategies.append(
+                ensemble_source.build_strategy(
+                    spec.id,
+                    ids[0],
+                    spec.ensemble,
+                    spec.pipeline,
+                    cycle,
+                    calendar,
+                    allocator,
+                    sources,
+                    config.resolve,
+                    where,
                 )
             )
             continue

@@ -33,6 +33,7 @@ from tradepilot.risk.config import RiskConfig
 from tradepilot.strategy.calendars import calendar_for
 from tradepilot.strategy.exits import ExitConfig
 from tradepilot.strategy.gates import GateConfig
+from tradepilot.strategy.ml import source as ensemble_source
 from tradepilot.strategy.pipeline import PipelineConfig
 from tradepilot.strategy.rebalance import (
     MomentumRotation,
@@ -43,7 +44,7 @@ from tradepilot.strategy.rebalance import (
 from tradepilot.strategy.sizing import SizingConfig
 
 _T = TypeVar("_T")
-KINDS = ("momentum", "rebalance", "signals")
+KINDS = ("momentum", "rebalance", "signals", "ensemble")
 
 
 # -- reading sections ---------------------------------------------------------------------------
@@ -169,6 +170,7 @@ class StrategySpec:
     targets: Mapping[str, Any] = field(default_factory=dict)
     rebalance: RebalanceConfig = field(default_factory=RebalanceConfig)
     signals_file: str | None = None
+    ensemble: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -346,6 +348,7 @@ _STRATEGY_KEYS = (
     "targets",
     "rebalance",
     "signals_file",
+    "ensemble",
 )
 
 
@@ -369,7 +372,7 @@ def _strategy_spec(item: object, where: str) -> StrategySpec:
             instruments.extend(str(v) for v in value)
         elif value is not None:
             raise ValueError(f"{where}.{key} must be a symbol or a list of symbols")
-    if kind in ("momentum", "rebalance") and not instruments:
+    if kind in ("momentum", "rebalance", "ensemble") and not instruments:
         raise ValueError(f"{where}: a {kind} strategy needs its instrument(s)")
     gates = build_section(GateConfig, d.get("gates"), f"{where}.gates")
     sizing = build_section(SizingConfig, d.get("sizing"), f"{where}.sizing")
@@ -397,6 +400,11 @@ def _strategy_spec(item: object, where: str) -> StrategySpec:
     if kind == "rebalance":
         target_model(targets, [], f"{where}.targets")  # validates
     signals_file = d.get("signals_file")
+    ensemble = as_mapping(d.get("ensemble"), f"{where}.ensemble")
+    if kind == "ensemble":
+        ensemble_source.parse_config(ensemble, f"{where}.ensemble")  # validates
+    elif ensemble:
+        raise ValueError(f"{where}.ensemble is only for kind: ensemble")
     return StrategySpec(
         id=sid,
         kind=kind,
@@ -408,6 +416,7 @@ def _strategy_spec(item: object, where: str) -> StrategySpec:
         targets=targets,
         rebalance=rebalance,
         signals_file=None if signals_file is None else str(signals_file),
+        ensemble=ensemble,
     )
 
 

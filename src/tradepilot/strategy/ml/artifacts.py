@@ -50,7 +50,11 @@ class ArtifactError(ValueError):
 
 
 class ManifestMismatch(ArtifactError):
-    """The manifest does not match the running feature set."""
+    """The manifest does not match the running feature set (``members``: its member names)."""
+
+    def __init__(self, message: str, members: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.members = members
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,8 @@ def load_manifest(directory: str | Path, feature_names: Sequence[str] = FEATURE_
             f"{path}: trained on feature set {set_name!r} ({len(names)} features), the engine "
             f"computes {FEATURE_SET!r} ({len(expected)}): "
             + "; ".join(d for d in detail if d)
-            + " - retrain the model"
+            + " - retrain the model",
+            tuple(m.name for m in members),
         )
     for m in members:
         if m.kind not in KINDS:

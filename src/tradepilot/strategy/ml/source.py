@@ -215,48 +215,48 @@ class EnsembleSignalGenerator:
         return sum(1 for s in self._slots or () if s.member is not None)
 
     def _load(self, now: int, pipeline: SignalPipeline) -> list[_Slot]:
+        """Load the members (once); every failure is a journaled drop after all loaded."""
         cfg = self.config
         if self._given is not None:
             slots = [_Slot(m.name, m) for m in self._given]
             self._slots = slots
             return slots
-        wanted = list(cfg.members)
-        slots = [_Slot(name, None) for name in wanted]
+        slots = [_Slot(name, None) for name in cfg.members]
         self._slots = slots
+        failures: list[tuple[_Slot, str, str]] = []
         try:
             manifest = artifacts.load_manifest(self.model_path)
         except artifacts.ArtifactError as exc:
-            code = (
-                Drop.MISMATCH
-                if isinstance(exc, artifacts.ManifestMismatch)
-                else (Drop.MISSING if "no model artifact" in str(exc) else Drop.CORRUPT)
-            )
-            if not slots:
-                slots.append(_Slot("*", None))
+            if isinstance(exc, artifacts.ManifestMismatch):
+                code = Drop.MISMATCH
+                names = list(cfg.members) or list(exc.members)
+            else:
+                code = Drop.MISSING if "no model artifact" in str(exc) else Drop.CORRUPT
+                names = list(cfg.members) or ["*"]
+            slots[:] = [_Slot(name, None) for name in names]
+            failures = [(slot, code, str(exc)) for slot in slots]
+        else:
+            self._manifest = manifest
+            self.model_id = manifest.model_id
+            infos = {m.name: m for m in manifest.members}
+            if not cfg.members:
+                slots.extend(_Slot(name, None) for name in infos)
             for slot in slots:
-                self._emit_drop(pipeline, now, slot, code, str(exc))
-            return slots
-        self._manifest = manifest
-        self.model_id = manifest.model_id
-        infos = {m.name: m for m in manifest.members}
-        if not wanted:
-            slots.extend(_Slot(name, None) for name in infos)
-        for slot in slots:
-            info = infos.get(slot.name)
-            if info is None:
-                self._emit_drop(
-                    pipeline, now, slot, Drop.MISSING, f"{slot.name}: not in the artifact"
-                )
-                continue
-            try:
-                member = artifacts.load_member(manifest, info)
-            except artifacts.ArtifactError as exc:
-                code = Drop.MISSING if "is missing" in str(exc) else Drop.CORRUPT
-                self._emit_drop(pipeline, now, slot, code, str(exc))
-                continue
-            if slot.name in cfg.weights:
-                member.weight = float(cfg.weights[slot.name])
-            slot.member = member
+                info = infos.get(slot.name)
+                if info is None:
+                    failures.append((slot, Drop.MISSING, f"{slot.name}: not in the artifact"))
+                    continue
+                try:
+                    member = artifacts.load_member(manifest, info)
+                except artifacts.ArtifactError as exc:
+                    code = Drop.MISSING if "is missing" in str(exc) else Drop.CORRUPT
+                    failures.append((slot, code, str(exc)))
+                    continue
+                if slot.name in cfg.weights:
+                    member.weight = float(cfg.weights[slot.name])
+                slot.member = member
+        for slot, code, why in failures:
+            self._emit_drop(pipeline, now, slot, code, why)
         return slots
 
     def _check_age(self, now: int, pipeline: SignalPipeline) -> None:
@@ -283,6 +283,8 @@ class EnsembleSignalGenerator:
             return self._generate_scheduled(now, pipeline)
         slots = self._slots if self._slots is not None else self._load(now, pipeline)
         self._check_age(now, pipeline)
+        if self.alive_count() < self.config.min_members:
+            return self._decide(now, pipeline, {}, {})  # the fallback needs no features
         row = self.features.last
         if row is None:
             return Idle(
@@ -310,9 +312,8 @@ class EnsembleSignalGenerator:
                 )
                 continue
             probs[slot.name] = p
-        return self._decide(
-            now, pipeline, probs, {s.name: s.member.weight for s in slots if s.member}
-        )
+        weights = {s.name: s.member.weight for s in slots if s.member is not None}
+        return self._decide(now, pipeline, probs, weights)
 
     def _generate_scheduled(self, now: int, pipeline: SignalPipeline) -> Sequence[Signal] | Idle:
         assert self._members_at is not None
