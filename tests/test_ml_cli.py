@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from ml_helpers import BTC
-from tradepilot.cli import app
+from tradepilot.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import yaml
 
+from tradepilot.app.config import parse_config as parse_run
+from tradepilot.app.session import Session
 from tradepilot.strategy.ml import artifacts
 from tradepilot.strategy.ml.models import Member
 from tradepilot.strategy.ml.source import EnsembleConfig, parse_config
-from tradepilot.strategy.runconfig import ConfigSession
-from tradepilot.strategy.runconfig import parse_config as parse_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "examples" / "configs" / "crypto_ensemble.yaml"
@@ -40,7 +40,7 @@ def run(
     raw["strategies"][0]["ensemble"].update(ensemble)
     raw["range"] = {"start": "2021-05-19T00:00", "end": f"2021-05-19T{hours:02d}:00"}
     log, journal = tmp_path / f"{name}.jsonl", tmp_path / f"{name}.db"
-    report = ConfigSession(parse_run(raw, ROOT), log_path=log, journal_path=journal).run()
+    report = Session.from_config(parse_run(raw, ROOT), log_path=log, journal_path=journal).run()
     return report, [json.loads(x) for x in log.read_text().splitlines()], journal
 
 
@@ -211,9 +211,9 @@ def test_in_memory_members_raising_each_cycle_all_drop(tmp_path: Path) -> None:
 
 
 def test_journals_are_byte_identical_when_repeated(tmp_path: Path) -> None:
-    for scenario in ({}, {"max_age": "4d"}):
-        _, log_a, a = run(tmp_path, "a", hours=8, **scenario)
-        _, log_b, b = run(tmp_path, "b", hours=8, **scenario)
+    for i, scenario in enumerate(({}, {"max_age": "4d"})):
+        _, log_a, a = run(tmp_path, f"a{i}", hours=8, **scenario)
+        _, log_b, b = run(tmp_path, f"b{i}", hours=8, **scenario)
         assert rows(a) == rows(b)
         assert log_a == log_b
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ml_helpers import btc_slice
-from tradepilot.engine.clock import NS_PER_MINUTE
+from tradepilot.core.time import NS_PER_MINUTE
 from tradepilot.model.data import Bar
 from tradepilot.strategy.ml.dataset import BarArrays
 from tradepilot.strategy.ml.features import FEATURE_NAMES, FeatureComputer, compute_features

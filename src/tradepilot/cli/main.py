@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tradepilot.app.logs import configure_logging
-from tradepilot.cli import data, exchange, report, run, serve, service, signals
+from tradepilot.cli import data, exchange, model, report, run, serve, service, signals
 from tradepilot.cli.output import fail
 
 app = typer.Typer(
@@ -16,7 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-for group in (run, data, report, signals, serve, service, exchange):
+for group in (run, data, report, signals, serve, service, exchange, model):
     group.register(app)
 
 

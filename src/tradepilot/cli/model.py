@@ -27,7 +27,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from tradepilot.commands import model_backtest
+from tradepilot.app.config import load_config
+from tradepilot.cli import model_backtest
 from tradepilot.data import catalog
 from tradepilot.data.loaders import DataError, load_bars
 from tradepilot.persistence.journal import JournalError
@@ -42,7 +43,6 @@ from tradepilot.strategy.ml.training import (
     train,
 )
 from tradepilot.strategy.ml.walkforward import ensemble_proba, scores
-from tradepilot.strategy.runconfig import load_config
 
 __all__ = ["app"]
 
@@ -349,3 +349,8 @@ def evaluate_cmd(
     console.print(
         scores_table(f"{m.model_id} on {iso(int(ds.ts[0]))} -> {iso(int(ds.ts[-1]))}", rows)
     )
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``model`` to ``root``."""
+    root.add_typer(app, name="model")

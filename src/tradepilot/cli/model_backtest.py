@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tradepilot.engine.clock import NS_PER_MINUTE
+from tradepilot.app.config import DataSpec, RunConfig
+from tradepilot.app.session import Session
+from tradepilot.core.time import NS_PER_MINUTE
 from tradepilot.strategy.ml.features import FeatureComputer
 from tradepilot.strategy.ml.models import Member
 from tradepilot.strategy.ml.source import EnsembleSignalGenerator, EnsembleStrategy
 from tradepilot.strategy.ml.training import TrainResult, iso
-from tradepilot.strategy.runconfig import ConfigSession, DataSpec, RunConfig
 
 
 def fold_schedule(result: TrainResult) -> tuple[list[int], list[list[Member]], int]:
@@ -66,7 +67,7 @@ def run(
         end=None,
     )
     # bar open times: [first - warm, end) closes the last bar at ``end``
-    session = ConfigSession(
+    session = Session.from_config(
         cfg,
         start=iso(first - warm),
         end=iso(end),

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tradepilot.engine.clock import NS_PER_HOUR, NS_PER_MINUTE, parse_duration
+from tradepilot.core.time import NS_PER_HOUR, NS_PER_MINUTE, parse_duration
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar
 from tradepilot.model.events import EnsembleFallback, ModelDropped
