@@ -88,13 +88,20 @@ class Manifest:
         return list(self.body["features"]["names"])
 
 
+# distributions that provide a library under another name (xgboost-cpu installs xgboost)
+_DISTRIBUTIONS = {"xgboost": ("xgboost", "xgboost-cpu")}
+
+
 def library_versions() -> dict[str, str]:
     out = {}
     for lib in LIBRARIES:
-        try:
-            out[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            out[lib] = "missing"
+        out[lib] = "missing"
+        for dist in _DISTRIBUTIONS.get(lib, (lib,)):
+            try:
+                out[lib] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
     return out
 
 
