@@ -22,6 +22,7 @@ from tradepilot.data.catalog import DEFAULT_DATASET, Dataset
 from tradepilot.data.loaders import BarSeries, TradeSeries, load_bars
 from tradepilot.data.streams import merge_streams
 from tradepilot.engine.kernel import Engine, EngineConfig
+from tradepilot.execution.algo_engine import AlgoEngine
 from tradepilot.model import fixed
 from tradepilot.model.enums import AssetClass
 from tradepilot.model.instrument import Instrument
@@ -362,5 +363,15 @@ def build_config_run(
                 ids[0] if ids else None,
             )
         )
-    engine = Engine.simulated(instruments, strategies, engine_cfg, journal=_opened(journal))
+    # the algorithm host works the parent orders of signals and strategies that name an
+    # execution algorithm; first, so it sees each item before the strategies act on it
+    algos = AlgoEngine()
+    for strategy in strategies:
+        strategy.algos = algos
+        pipeline = getattr(strategy, "pipeline", None)
+        if isinstance(pipeline, SignalPipeline):
+            pipeline.algos = algos
+    engine = Engine.simulated(
+        instruments, [algos, *strategies], engine_cfg, journal=_opened(journal)
+    )
     return BuiltRun(config.name, instruments, list(series), engine, strategies, calendar, begin)

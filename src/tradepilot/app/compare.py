@@ -299,19 +299,18 @@ class _Driver(Strategy):
             if self.now() < self.start_ts or self.error:
                 return
             try:
-                self.parent_id = self.algos.submit_parent(
+                self.parent_id = self.execute(
                     self.instrument_id,
                     OrderSide(self.side),
                     self.quantity,
                     self.algorithm,
                     self.params,
-                    strategy_id=self.strategy_id,
                 )
             except ValueError as exc:
                 self.error = str(exc)
                 self.engine.stop(f"parent refused: {exc}")
             return
-        if self.algos.parent(self.parent_id).status.is_final:
+        if self.algos is not None and self.algos.parent(self.parent_id).status.is_final:
             self.engine.stop("parent finished")
 
 

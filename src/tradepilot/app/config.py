@@ -349,6 +349,7 @@ _STRATEGY_KEYS = (
     "rebalance",
     "signals_file",
     "ensemble",
+    "execution",
 )
 
 
@@ -388,10 +389,16 @@ def _strategy_spec(item: object, where: str) -> StrategySpec:
         options["atr_period"] = int(extra["atr_period"])
     if "journal" in extra:
         options["journal"] = bool(extra["journal"])
+    execution = as_mapping(d.get("execution"), f"{where}.execution")
+    _only(execution, ("algo", "params"), f"{where}.execution")
+    if execution:
+        options["algo"] = str(execution.get("algo", "direct"))
+        options["algo_params"] = as_mapping(execution.get("params"), f"{where}.execution.params")
     try:
         pipeline = PipelineConfig(gates=gates, sizing=sizing, exits=exits, **options)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}.pipeline: {exc}") from None
+        section = "execution" if execution else "pipeline"
+        raise ValueError(f"{where}.{section}: {exc}") from None
     cycle = d.get("cycle")
     rebalance = build_section(RebalanceConfig, d.get("rebalance"), f"{where}.rebalance")
     generator = as_mapping(d.get("generator"), f"{where}.generator")

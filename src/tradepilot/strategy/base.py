@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tradepilot.execution.algo_engine import AlgoEngine
 from tradepilot.execution.context import Component
 from tradepilot.model.enums import OrderSide, OrderType, TimeInForce
 from tradepilot.model.events import OrderInitialized
@@ -33,7 +34,10 @@ class Strategy(Component):
     attaches it to a :class:`~tradepilot.execution.context.TradingContext` (``self.context``)
     and calls ``on_start``, ``on_bar``, ``on_trade``, ``on_quote``, ``on_book``,
     ``on_order_event``, ``on_fill``, ``on_timer``, ``on_flatten`` and ``on_stop``.
+    ``algos`` is the algorithm host :meth:`execute` hands parent orders to, if one is wired.
     """
+
+    algos: AlgoEngine | None = None
 
     # -- time and state --------------------------------------------------------------------
     def now(self) -> int:
@@ -129,6 +133,27 @@ class Strategy(Component):
 
     def sell(self, instrument_id: str, quantity: Number, **kwargs: object) -> Order:
         return self.submit(instrument_id, OrderSide.SELL, quantity, **kwargs)  # type: ignore[arg-type]
+
+    def execute(
+        self,
+        instrument_id: str,
+        side: OrderSide | int,
+        quantity: Number,
+        algo: str,
+        params: object = None,
+        urgency: str = "normal",
+    ) -> str:
+        """Work an order with an execution algorithm (``twap``, ``bracket``, ...); returns
+        the parent id. Its children pass the risk engine like any order; their fills arrive
+        in :meth:`on_fill`. Needs :attr:`algos`, the engine's
+        :class:`~tradepilot.execution.algo_engine.AlgoEngine` (configuration runs wire it).
+        A bad name or parameter raises ValueError before anything is recorded or sent.
+        """
+        if self.algos is None:
+            raise ValueError(f"no algorithm host (AlgoEngine) is wired to {self.strategy_id}")
+        return self.algos.submit_parent(
+            instrument_id, side, quantity, algo, params, urgency, strategy_id=self.strategy_id
+        )
 
     def submit_raw(self, init: OrderInitialized) -> Order:
         """Send a fully specified order (raw fixed-point values); used by algorithms."""

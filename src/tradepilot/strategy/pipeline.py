@@ -33,8 +33,9 @@ live runs out, which drops it with ``SignalExpired``).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -42,10 +43,11 @@ from tradepilot.core.time import NS_PER_HOUR
 from tradepilot.model import fixed
 from tradepilot.model.data import Bar, TradeTick
 from tradepilot.model.enums import AccountType, OrderStatus, OrderType, TimeInForce
-from tradepilot.model.events import Event, OrderDenied, OrderFilled
+from tradepilot.model.events import Event, OrderDenied, OrderFilled, ParentOrderFinished
 from tradepilot.model.instrument import Instrument, InvalidInput
 from tradepilot.model.order import Order
 from tradepilot.model.order_factory import new_order
+from tradepilot.strategy.algo_choice import DIRECT, SELF_EXITING, check_algo, choose
 from tradepilot.strategy.allocation import CapitalAllocator, Ledger
 from tradepilot.strategy.exits import ExitConfig, ExitManager, ExitTrigger
 from tradepilot.strategy.gates import GateConfig, HoldCode, HoldSummary, Intent, evaluate
@@ -68,6 +70,7 @@ from tradepilot.strategy.signals import (
 from tradepilot.strategy.sizing import Sizer, SizeResult, SizingConfig, SizingInputs
 
 if TYPE_CHECKING:
+    from tradepilot.execution.algo_engine import AlgoEngine
     from tradepilot.execution.context import TradingContext
     from tradepilot.strategy.base import Strategy
 
@@ -93,8 +96,12 @@ class PipelineConfig:
     history_ns: int = 24 * NS_PER_HOUR  # prices kept per instrument (returns, momentum)
     atr_period: int = 14
     journal: bool = True  # append signal events to the engine's journal
+    #: the execution algorithm of this strategy's orders, unless a signal names its own
+    algo: str = DIRECT
+    algo_params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_algo(self.algo, self.algo_params, default=True)
         if not 0 <= self.drift_threshold < 1:
             raise ValueError("drift_threshold must be in [0, 1)")
         lookback = self.gates.momentum_lookback_ns
@@ -173,6 +180,10 @@ class SignalPipeline:
         self._flying: dict[str, int] = {}  # instrument -> orders in flight
         self._levels: dict[str, tuple[float | None, float | None]] = {}  # cid -> stop, take
         self._exit_orders: set[str] = set()
+        self._self_exiting: set[str] = set()  # parents (bracket, OCO) that place their exits
+        #: the algorithm host that works parent orders (set by the wiring, e.g. app/build)
+        self.algos: AlgoEngine | None = None
+        self._watching = False
         self._inbox: deque[tuple[Signal, str]] = deque()
         self._engine: TradingContext | None = None
         self._returns_horizon = cfg.sizing.returns_horizon_ns if cfg.sizing.needs_returns else None
@@ -280,10 +291,17 @@ class SignalPipeline:
         flipped = before != 0 and after != 0 and (after > 0) != (before > 0)
         if after == 0 or flipped:
             exits.on_close(iid)
+        key = fill.client_order_id
+        if self._watching:  # a child of a parent order: the parent holds the levels
+            order = self._orders.orders.get(key)
+            if order is not None and order.parent_id is not None:
+                key = order.parent_id
+                if key in self._self_exiting:
+                    return  # a bracket / OCO places its own exits
         if (before == 0 and after != 0) or flipped:
             pos = self.ledger.position(iid)
             avg = pos.avg_px if pos is not None else None
-            stop, take = self._levels.get(fill.client_order_id, (None, None))
+            stop, take = self._levels.get(key, (None, None))
             exits.on_open(
                 iid,
                 1 if after > 0 else -1,
@@ -671,6 +689,12 @@ class SignalPipeline:
             order_type = _LIMIT
             if sig.ttl_ns is not None:
                 tif, expire = _GTD, sig.ts + sig.ttl_ns
+        try:
+            algo, params = choose(sig, self.config.algo, self.config.algo_params, is_exit)
+        except ValueError as exc:  # a default that no longer fits this signal (its price)
+            return self._refuse_algo(sig, now, str(exc))
+        if algo != DIRECT:
+            return self._send_parent(sig, now, side, qty, intent, reason, mom, algo, params)
         self._emit(
             SignalAccepted(
                 now, sig.signal_id, sig.strategy_id, iid, cid, side, qty, intent.value, reason
@@ -713,14 +737,71 @@ class SignalPipeline:
                 sig.confidence,
                 mom,
             )
+        if is_exit and not order.is_closed:
+            self._exit_orders.add(cid)
+        return self._accepted(sig, side, qty, intent, reason, mom, cid, not order.is_closed)
+
+    def _send_parent(
+        self,
+        sig: Signal,
+        now: int,
+        side: int,
+        qty: int,
+        intent: Intent,
+        reason: str,
+        mom: float | None,
+        algo: str,
+        params: dict[str, Any],
+    ) -> Decision:
+        """Hand the sized order to an execution algorithm as a parent order.
+
+        The algorithm's children go through the risk engine like any order. A parent the
+        algorithm refuses (its parameters do not fit the market: a bracket's stop already
+        reached) is a rejected signal; nothing was recorded or sent for it.
+        """
+        algos = self._algo_host()
+        iid = sig.instrument_id
+        if algos is None:
+            return self._refuse_algo(
+                sig, now, f"{algo}: no algorithm host is wired to {self.strategy_id}"
+            )
+        try:
+            pid = algos.submit_parent(iid, side, qty, algo, params, strategy_id=self.strategy_id)
+        except ValueError as exc:
+            return self._refuse_algo(sig, now, str(exc))
+        self._emit(
+            SignalAccepted(
+                now, sig.signal_id, sig.strategy_id, iid, pid, side, qty, intent.value, reason
+            )
+        )
+        working = not algos.parent(pid).status.is_final
+        if working and algo in SELF_EXITING:
+            self._self_exiting.add(pid)
+        return self._accepted(
+            sig, side, qty, intent, f"{reason} (via {algo} {pid})", mom, pid, working
+        )
+
+    def _accepted(
+        self,
+        sig: Signal,
+        side: int,
+        qty: int,
+        intent: Intent,
+        reason: str,
+        mom: float | None,
+        order_id: str,
+        working: bool,
+    ) -> Decision:
+        """Count an accepted signal; keep its order (or parent) in flight while it works."""
         self.counts["accepted"] += 1
-        if not order.is_closed:
-            self._flight[cid] = iid
+        iid = sig.instrument_id
+        if working:
+            self._flight[order_id] = iid
             self._flying[iid] = self._flying.get(iid, 0) + 1
-            if is_exit:
-                self._exit_orders.add(cid)
-            elif sig.stop_loss is not None or sig.take_profit is not None:
-                self._levels[cid] = (sig.stop_loss, sig.take_profit)
+            is_exit = intent is _EXIT or intent is _REVERSAL
+            levels = sig.stop_loss is not None or sig.take_profit is not None
+            if levels and not is_exit and order_id not in self._self_exiting:
+                self._levels[order_id] = (sig.stop_loss, sig.take_profit)
         return Decision(
             sig.signal_id,
             iid,
@@ -731,10 +812,34 @@ class SignalPipeline:
             intent.value,
             side,
             qty,
-            cid,
+            order_id,
             sig.confidence,
             mom,
         )
+
+    def _refuse_algo(self, sig: Signal, now: int, reason: str) -> Decision:
+        return self._reject(
+            now,
+            sig.signal_id,
+            sig.strategy_id,
+            sig.instrument_id,
+            RejectCode.BAD_ALGO,
+            reason,
+            "pipeline",
+        )
+
+    def _algo_host(self) -> AlgoEngine | None:
+        """The algorithm host given in :attr:`algos`; parents' ends are watched from then on."""
+        algos = self.algos
+        if algos is not None and not self._watching:
+            self._watching = True
+            self.engine.bus.subscribe(ParentOrderFinished, self._on_parent_finished)
+        return algos
+
+    def _on_parent_finished(self, event: ParentOrderFinished) -> None:
+        if event.parent_id in self._flight:
+            self._land(event.parent_id)
+        self._self_exiting.discard(event.parent_id)
 
     # -- exits -----------------------------------------------------------------------------------
     def exit(self, instrument_id: str, trigger: ExitTrigger) -> Decision:

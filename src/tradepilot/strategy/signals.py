@@ -36,6 +36,7 @@ import msgspec
 from tradepilot.core.time import NS_PER_SECOND, parse_duration
 from tradepilot.model.events import AnyEvent, Event
 from tradepilot.model.instrument import Instrument
+from tradepilot.strategy.algo_choice import algo_names, choose
 from tradepilot.strategy.signal_events import (
     SIGNAL_EVENTS,
     AnySignalEvent,
@@ -96,6 +97,9 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=
     * ``ttl_ns`` - time to live from ``ts``; an older signal is expired.
     * ``priority`` - higher first when several signals wait in the queue.
     * ``note`` - free text from the issuer (why it was issued).
+    * ``algo`` / ``algo_params`` - the execution algorithm that works the order and its
+      parameters (``twap`` with ``{"duration": "10m"}``, ``bracket``, ...); empty means
+      the strategy's default (see :mod:`tradepilot.strategy.algo_choice`).
     """
 
     instrument_id: str
@@ -115,6 +119,8 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=
     ttl_ns: int | None = None
     priority: int = 0
     note: str = ""
+    algo: str = ""
+    algo_params: dict[str, Any] | None = None
 
     @property
     def side(self) -> int:
@@ -164,6 +170,7 @@ class RejectCode(StrEnum):
     EXPIRED = "EXPIRED"
     FUTURE_TIMESTAMP = "FUTURE_TIMESTAMP"
     MALFORMED = "MALFORMED"
+    BAD_ALGO = "BAD_ALGO"
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +299,10 @@ def validate(
         levels = _levels_problem(signal)
         if levels is not None:
             return Rejection(RejectCode.INCONSISTENT_LEVELS, levels)
+    if signal.algo or signal.algo_params is not None:
+        problem = _algo_problem(signal)
+        if problem is not None:
+            return Rejection(RejectCode.BAD_ALGO, problem)
     if ts > now:
         return Rejection(
             RejectCode.FUTURE_TIMESTAMP,
@@ -303,6 +314,18 @@ def validate(
             return Rejection(
                 RejectCode.EXPIRED, f"expired at {expires}, {now - expires} ns before it arrived"
             )
+    return None
+
+
+def _algo_problem(signal: Signal) -> str | None:
+    if type(signal.algo) is not str or not signal.algo:
+        return f"algo_params need an algo (one of {', '.join(algo_names())})"
+    if signal.algo_params is not None and not isinstance(signal.algo_params, dict):
+        return f"algo_params must be a mapping, got {type(signal.algo_params).__name__}"
+    try:
+        choose(signal)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -433,6 +456,8 @@ def parse_record(raw: Mapping[str, Any], line: int) -> FileRecord:
                     raise ValueError(f"{key} {value!r} is not a number") from None
             elif key == "priority":
                 kwargs[key] = int(value)
+            elif key == "algo_params":
+                kwargs[key] = _algo_params(value)
             elif key == "action":
                 text = str(value).strip().upper()
                 if text not in _ACTIONS:
@@ -445,6 +470,18 @@ def parse_record(raw: Mapping[str, Any], line: int) -> FileRecord:
         return FileRecord(ts, line, Signal(**kwargs))
     except (ValueError, TypeError) as exc:
         return FileRecord(ts, line, None, f"line {line}: {exc}")
+
+
+def _algo_params(value: object) -> dict[str, Any]:
+    """A JSON object, given as one (JSON lines) or as its text (a CSV cell)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"algo_params is not a JSON object: {value!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"algo_params must be a JSON object, got {value!r}")
+    return value
 
 
 def _open_text(path: Path) -> TextIO:
