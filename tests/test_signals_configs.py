@@ -217,7 +217,9 @@ def test_bad_configs_and_signal_files_fail_with_a_message(tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert "unknown key 'kelly_fractoin'" in result.output
     signals = tmp_path / "s.csv"
-    signals.write_text("ts,instrument_id,action,confidence\n1,X,BUY,2x\n2,X,HOLD,1\n3,X,BUY,1\n")
+    signals.write_text(
+        "ts,instrument_id,action,confidence\n1,X,BUY,2x\n2,X,HOLD,1\n3,BTCUSDT.SIM,BUY,1\n"
+    )
     result = CliRunner().invoke(cli(), ["signals", "check", str(signals)])
     assert result.exit_code == 1
     assert "line 2: confidence '2x' is not a number" in result.output

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tradepilot.app import checks
 from tradepilot.app.config import RunConfig, as_mapping, as_percent, target_model
 from tradepilot.core.time import NS_PER_SECOND, parse_duration, parse_time
 from tradepilot.data import catalog
@@ -23,7 +24,6 @@ from tradepilot.data.loaders import BarSeries, TradeSeries, load_bars
 from tradepilot.data.streams import merge_streams
 from tradepilot.engine.kernel import Engine, EngineConfig
 from tradepilot.execution.algo_engine import AlgoEngine
-from tradepilot.model import fixed
 from tradepilot.model.enums import AssetClass
 from tradepilot.model.instrument import Instrument
 from tradepilot.persistence.journal import Journal, NullJournal
@@ -120,7 +120,7 @@ def build_spec_run(
 ) -> BuiltRun:
     """Load the data, build the strategy and the engine. Raises ValueError on bad input."""
     ds = catalog.find(spec.dataset)
-    inst = ds.instrument(spec.fee_bps)
+    inst = ds.instrument(checks.fee_bps(spec.fee_bps, "fee"))
     series: BarSeries | TradeSeries
     series = ds.load_bars(inst.id) if ds.kind == "bars" else ds.load_trades(inst.id)
     start = parse_time(spec.start) if spec.start else None
@@ -141,10 +141,9 @@ def build_spec_run(
             end_reason = f"duration {_span(duration_ns)} reached"
         series = cut
     strategy = registry.build(spec.strategy, inst.id, spec.params)
-    if fixed.to_raw(spec.capital) <= 0:
-        raise ValueError("capital must be positive")
-    if spec.latency_ms < 0 or spec.jitter_ms < 0:
-        raise ValueError("latency cannot be negative")
+    checks.capital(spec.capital, "capital")
+    checks.latency_ms(spec.latency_ms, "latency")
+    checks.latency_ms(spec.jitter_ms, "jitter")
     config = EngineConfig(
         starting_balances={inst.quote: spec.capital},
         base_currency=inst.quote,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +26,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from tradepilot.app import checks
 from tradepilot.core.time import NS_PER_MINUTE, parse_duration
-from tradepilot.model import fixed
 from tradepilot.model.enums import AccountType
 from tradepilot.persistence.files import check_name
 from tradepilot.risk.config import RiskConfig
@@ -262,21 +263,15 @@ def parse_config(raw: object, base_dir: Path | None = None) -> RunConfig:
         account_type = AccountType(str(account.get("type", "CASH")).upper())
     except ValueError:
         raise ValueError("account.type must be CASH or MARGIN") from None
-    capital = str(account.get("capital", "100000"))
-    try:
-        capital_raw = fixed.to_raw(capital)
-    except ValueError:
-        raise ValueError(f"account.capital: not a number: {capital!r}") from None
-    if capital_raw <= 0:
-        raise ValueError("account.capital must be positive")
-    latency_ms = _as_fraction(account.get("latency_ms", 0.0), "account.latency_ms")
-    if latency_ms < 0:
-        raise ValueError("account.latency_ms cannot be negative")
-    fee = account.get("fee_bps")
+    capital = checks.capital(str(account.get("capital", "100000")), "account.capital")
+    latency_ms = checks.latency_ms(
+        _as_fraction(account.get("latency_ms", 0.0), "account.latency_ms"), "account.latency_ms"
+    )
+    fee = checks.fee_bps(account.get("fee_bps"), "account.fee_bps")
     duration = session.get("duration")
     speed = _as_fraction(session.get("speed", 600), "session.speed")
-    if speed <= 0:
-        raise ValueError("session.speed must be positive")
+    if not 0 < speed < math.inf:
+        raise ValueError(f"session.speed must be a positive number, not {speed!r}")
     risk = top.get("risk")
     if risk is not None:
         if not isinstance(risk, Mapping):
@@ -298,7 +293,7 @@ def parse_config(raw: object, base_dir: Path | None = None) -> RunConfig:
         account_type=account_type,
         currency=str(account.get("currency", "USDT")),
         capital=capital,
-        fee_bps=None if fee is None else str(fee),
+        fee_bps=fee,
         data=data,
         start=None if rng.get("start") is None else str(rng["start"]),
         end=None if rng.get("end") is None else str(rng["end"]),
@@ -364,6 +359,8 @@ def _strategy_spec(item: object, where: str) -> StrategySpec:
         raise ValueError(f"{where}.kind must be one of {', '.join(KINDS)}")
     alloc = d.get("allocation")
     allocation = None if alloc is None else _as_fraction(alloc, f"{where}.allocation")
+    if allocation is not None and not 0 < allocation <= 1:
+        raise ValueError(f"{where}.allocation must be a fraction in (0, 1], not {alloc!r}")
     instruments: list[str] = []
     for key in ("instrument", "instruments", "universe"):
         value = d.get(key)

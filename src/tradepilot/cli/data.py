@@ -21,7 +21,11 @@ def data_list() -> None:
     table = Table(title="data sets")
     for col in ("name", "kind", "instrument", "source", "description"):
         table.add_column(col)
-    for ds in catalog.all_datasets():
+    try:
+        datasets = catalog.all_datasets()
+    except DataError as exc:
+        fail(str(exc))
+    for ds in datasets:
         table.add_row(
             ds.name,
             ds.kind,

@@ -25,10 +25,11 @@ from tradepilot.app.session import CycleRecord, Session, config_plan
 from tradepilot.cli.output import console, err, fail, fmt
 from tradepilot.cli.run import JournalOpt, OverwriteOpt
 from tradepilot.core.time import parse_duration
+from tradepilot.data import catalog
 from tradepilot.data.loaders import DataError
 from tradepilot.persistence.files import check_name, journal_target
 from tradepilot.persistence.journal import JournalError
-from tradepilot.strategy.signals import load_signal_file
+from tradepilot.strategy.signals import check_records, load_signal_file
 
 __all__ = ["register", "run_config", "signals_check"]
 
@@ -192,11 +193,21 @@ signals_app = typer.Typer(help="Signal files: check before replaying.", no_args_
 @signals_app.command("check")
 def signals_check(
     path: Annotated[Path, typer.Argument(help="CSV or JSON-lines signal file.")],
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data", "-d", help="Data set(s) whose instruments the signals name (repeatable)."
+        ),
+    ] = None,
 ) -> None:
-    """List the lines of a signal file that cannot be read, with the reason."""
+    """List the lines of a signal file that a replay would reject, with the reason."""
     try:
-        records = load_signal_file(path)
-    except ValueError as exc:
+        instruments = {}
+        for name in data or [catalog.DEFAULT_DATASET]:
+            inst = catalog.find(name).instrument()
+            instruments[inst.id] = inst
+        records = check_records(load_signal_file(path), instruments)
+    except (ValueError, DataError) as exc:
         fail(str(exc))
         return
     bad = [r for r in records if r.error is not None]

@@ -10,6 +10,10 @@ NS_PER_HOUR = 60 * NS_PER_MINUTE
 NS_PER_DAY = 24 * NS_PER_HOUR
 
 
+#: The longest duration accepted anywhere (``inf`` and ``1e308`` are not durations).
+MAX_DURATION_NS = 100 * 365 * 86_400 * 1_000_000_000
+
+
 def parse_duration(text: str) -> int:
     """'300s', '5m', '24h', '2d', '150ms' or a bare number of seconds -> nanoseconds."""
     text = text.strip().lower()
@@ -31,6 +35,8 @@ def parse_duration(text: str) -> int:
         raise ValueError(f"not a duration: {text!r} (use e.g. 300s, 5m, 24h)") from None
     if value < 0 or value != value:
         raise ValueError(f"duration must be non-negative: {text!r}")
+    if value * mult > MAX_DURATION_NS:
+        raise ValueError(f"duration too long: {text!r} (at most 100 years)")
     return round(value * mult)
 
 

@@ -106,8 +106,10 @@ def imported() -> list[Dataset]:
     for manifest in sorted(folder.glob("*.json")):
         try:
             out.append(Dataset(**json.loads(manifest.read_text())))
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{manifest}: unreadable manifest: {exc}") from None
+        except (TypeError, ValueError, OSError) as exc:  # JSON, encoding, keys, a folder
+            raise DataError(
+                f"{manifest}: unreadable manifest ({exc}); move it away to list the others"
+            ) from None
     return out
 
 
@@ -179,6 +181,10 @@ def import_file(
     equity = cls is AssetClass.EQUITY
     quote = quote or ("USD" if equity else "USDT")
     lot_size = lot_size or ("1" if equity else "0.00001")
+    try:  # the instrument must be valid before anything is stored, not at backtest time
+        Instrument.create(symbol, venue, base, quote, tick_size, lot_size, asset_class=cls)
+    except ValueError as exc:
+        raise DataError(f"--tick-size {tick_size!r} / --lot-size {lot_size!r}: {exc}") from None
     iid = f"{symbol}.{venue}"
     loaded = (
         load_bars(src, iid, symbol=series_symbol)

@@ -176,6 +176,11 @@ def _read_table(path: Path) -> Columns:
         if name.endswith(".json") or name.endswith(".json.gz"):
             return _read_json_ohlcv(path)
         first = _first_line(path)
+        if any(ord(ch) < 32 and ch != "\t" for ch in first):
+            raise DataError(
+                f"{path}: the first line holds a control character (a NUL byte?): "
+                f"{first!r}; column names would not match"
+            )
         header = not _looks_numeric_row(first)
         opts = pcsv.ReadOptions(
             autogenerate_column_names=not header,

@@ -54,6 +54,10 @@ def _money(key: str, value: object, allow_zero: bool = False) -> str:
     return str(value)
 
 
+#: Exposure limits above 1,000 % of equity (10x) are typos, not limits.
+MAX_EXPOSURE_PCT = 1000.0
+
+
 def _pct(key: str, value: object, upper: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{key} must be a number (percent), got {value!r}")
@@ -194,9 +198,9 @@ class RiskConfig:
             "max_gross_exposure_pct",
             "max_sector_exposure_pct",
             "max_correlated_exposure_pct",
-            "price_band_pct",
         ):
-            norm(name, _pct)
+            norm(name, _pct, MAX_EXPOSURE_PCT)
+        norm("price_band_pct", _pct, 100.0)
         norm("daily_loss_pct", _pct, 100.0)
         norm("max_drawdown_pct", _pct, 100.0)
         for name in (

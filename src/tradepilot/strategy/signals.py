@@ -24,7 +24,7 @@ import gzip
 import heapq
 import json
 import math
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -468,7 +468,7 @@ def parse_record(raw: Mapping[str, Any], line: int) -> FileRecord:
         if "instrument_id" not in kwargs or "action" not in kwargs:
             raise ValueError("instrument_id and action are required")
         return FileRecord(ts, line, Signal(**kwargs))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         return FileRecord(ts, line, None, f"line {line}: {exc}")
 
 
@@ -499,6 +499,15 @@ def load_signal_file(path: str | Path) -> list[FileRecord]:
     p = Path(path)
     if not p.exists():
         raise ValueError(f"{p}: no such signal file")
+    if not p.is_file():
+        raise ValueError(f"{p}: not a file")
+    try:
+        return _read_signal_file(p)
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{p}: cannot read: {exc}") from None
+
+
+def _read_signal_file(p: Path) -> list[FileRecord]:
     name = p.name.lower().removesuffix(".gz")
     records: list[FileRecord] = []
     with _open_text(p) as fh:
@@ -524,6 +533,28 @@ def load_signal_file(path: str | Path) -> list[FileRecord]:
             for n, row in enumerate(reader, start=2):
                 records.append(parse_record(row, n))
     return sorted(records, key=lambda r: r.ts)
+
+
+def check_records(
+    records: Sequence[FileRecord], instruments: Mapping[str, Instrument]
+) -> list[FileRecord]:
+    """``records`` with every signal run through :func:`validate`, the replay's own check.
+
+    Each signal is checked at its own time (the replay sees it then), against
+    ``instruments`` and the ids seen before it; a refused one gets its reason.
+    """
+    seen: set[str] = set()
+    out: list[FileRecord] = []
+    for rec in records:
+        sig = rec.signal
+        if sig is not None:
+            rejection = validate(sig, sig.ts, instruments, seen)
+            if rejection is not None:
+                rec = FileRecord(rec.ts, rec.line, None, f"line {rec.line}: {rejection.reason}")
+            elif sig.signal_id:
+                seen.add(sig.signal_id)
+        out.append(rec)
+    return out
 
 
 class FileSignalSource:

@@ -176,8 +176,8 @@ class SizingConfig:
         if self.method == "percent_equity" and not 0 < self.percent <= 1:
             raise ValueError("percent_equity sizing needs a percent in (0, 1]")
         for name in ("risk_per_trade", "atr_multiple", "target_vol", "kelly_fraction"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive")
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a positive number")
         if self.vol_horizon_ns <= 0 or self.cvar_horizon_ns <= 0:
             raise ValueError("horizons must be positive")
         kelly_fraction(self.win_rate, self.avg_win, self.avg_loss)  # validates
