@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from tradepilot.app import checks
 from tradepilot.core.time import NS_PER_MINUTE, parse_duration
+from tradepilot.core.yamlfile import load_yaml
 from tradepilot.model.enums import AccountType
 from tradepilot.persistence.files import check_name
 from tradepilot.risk.config import RiskConfig
@@ -227,11 +226,7 @@ def load_config(path: str | Path) -> RunConfig:
     p = Path(path)
     if not p.exists():
         raise ValueError(f"{p}: no such configuration file")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{p}: not valid YAML: {exc}") from None
-    return parse_config(raw, p.resolve().parent)
+    return parse_config(load_yaml(p), p.resolve().parent)
 
 
 def parse_config(raw: object, base_dir: Path | None = None) -> RunConfig:

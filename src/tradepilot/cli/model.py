@@ -23,12 +23,12 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from tradepilot.app.config import load_config
 from tradepilot.cli import model_backtest
+from tradepilot.core.yamlfile import load_yaml
 from tradepilot.data import catalog
 from tradepilot.data.loaders import DataError, load_bars
 from tradepilot.persistence.journal import JournalError
@@ -174,10 +174,7 @@ def train_cmd(
     try:
         if not config.is_file():
             raise ValueError(f"{config}: no such training configuration")
-        try:
-            raw = yaml.safe_load(config.read_text())
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{config}: not valid YAML: {exc}") from None
+        raw = load_yaml(config)
         cfg = parse_train_config(raw)
         base = config.resolve().parent
         source = data or cfg.data

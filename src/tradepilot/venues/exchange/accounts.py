@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tradepilot.core.yamlfile import load_yaml
 
 __all__ = ["DEFAULT_BALANCES", "AccountSpec", "load_accounts"]
 
@@ -73,7 +73,7 @@ def load_accounts(
     """Accounts from ``path`` (YAML), else from the environment (else ``ValueError``)."""
     env = os.environ if env is None else env
     if path is not None:
-        data = yaml.safe_load(Path(path).read_text())
+        data = load_yaml(path)
         items = data.get("accounts") if isinstance(data, dict) else data
         if not isinstance(items, list) or not items:
             raise ValueError(f"{path}: expected a list under 'accounts'")

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tradepilot.core.yamlfile import load_yaml
 
 __all__ = ["HTTP_KINDS", "FaultInjector", "FaultProfile", "FaultRule", "load_profile"]
 
@@ -91,7 +91,7 @@ class FaultProfile:
 
 
 def load_profile(path: str | Path) -> FaultProfile:
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    data = load_yaml(path) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a fault profile is a mapping with 'seed' and 'rules'")
     return FaultProfile.from_dict(data)
