@@ -157,7 +157,10 @@ def build_spec_run(
         seed=spec.seed,
         mode=mode,
     )
-    engine = Engine.simulated([inst], [strategy], config, journal=_opened(journal))
+    # a strategy's companions (its algorithm host) run in the engine before it
+    engine = Engine.simulated(
+        [inst], [*strategy.companions(), strategy], config, journal=_opened(journal)
+    )
     return BuiltRun(
         f"{spec.strategy} on {ds.name}",
         [inst],

@@ -39,6 +39,10 @@ class Strategy(Component):
 
     algos: AlgoEngine | None = None
 
+    def companions(self) -> list[Component]:
+        """Components this one needs run next to it (before it), e.g. its algorithm host."""
+        return []
+
     # -- time and state --------------------------------------------------------------------
     def now(self) -> int:
         return self.context.clock.now()

@@ -11,11 +11,13 @@ from tradepilot.core.time import parse_duration
 from tradepilot.strategy.base import Strategy
 from tradepilot.strategy.examples.ema_cross import EmaCross, EmaCrossParams
 from tradepilot.strategy.examples.entry_size import RUN_EQUITY_FRACTION
+from tradepilot.strategy.examples.maker import Maker, MakerParams
 from tradepilot.strategy.examples.momentum import Momentum, MomentumParams
 from tradepilot.strategy.signal_strategy import SignalMomentum, SignalMomentumParams
 
 _REGISTRY: dict[str, tuple[type[Any], Callable[[Any], Strategy]]] = {
     "ema_cross": (EmaCrossParams, EmaCross),
+    "maker": (MakerParams, Maker),
     "momentum": (MomentumParams, Momentum),
     "signal_momentum": (SignalMomentumParams, SignalMomentum),
 }
