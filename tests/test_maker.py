@@ -52,3 +52,11 @@ def test_maker_parameters_are_checked() -> None:
         except ValueError:
             continue
         raise AssertionError(f"accepted {bad}")
+
+
+def test_a_paper_session_reconciles_periodically_and_a_backtest_does_not() -> None:
+    spec = RunSpec(strategy="maker", end="2021-05-14T01:00:00Z")
+    assert (
+        build_spec_run(spec, mode="paper").engine.config.reconcile_interval_ns == 5 * NS_PER_MINUTE
+    )
+    assert build_spec_run(spec).engine.config.reconcile_interval_ns is None

@@ -92,10 +92,24 @@ def test_a_late_order_updated_for_an_unknown_order_is_adopted() -> None:
     engine.orders.venue = Flaky(engine.venue, {"modify"})
     engine.run(BARS[:3])
     order = strat.placed[0]
-    # the modify timed out (UNKNOWN), then the venue's OrderUpdated arrived
+    # the modify timed out (UNKNOWN, settled by the status query), then OrderUpdated arrived
     assert order.status is OrderStatus.ACCEPTED
     assert order.price == R("91")
-    assert kinds(journal, "OrderReportAnomaly")
+    assert kinds(journal, "VenueRequestFailed") and kinds(journal, "OrderStatusUnknown")
+    assert_agrees_with_the_venue(engine, journal)
+
+
+def test_an_order_updated_the_venue_contradicts_gives_way_to_the_venues_terms() -> None:
+    engine, strat, journal = engine_with({0: limit("90")})
+    engine.run(BARS[:2])
+    order = strat.placed[0]
+    engine.orders.mark_unknown(order.client_order_id, "modify timed out")
+    engine.orders.on_event(
+        OrderUpdated(engine.clock.now(), order.client_order_id, R("1"), R("92"), None)
+    )
+    # not applicable while UNKNOWN: an anomaly, then the venue's answer (still at 90) wins
+    assert [a.report for a in kinds(journal, "OrderReportAnomaly")] == ["OrderUpdated"]  # type: ignore[attr-defined]
+    assert order.status is OrderStatus.ACCEPTED and order.price == R("90")
     assert_agrees_with_the_venue(engine, journal)
 
 

@@ -112,6 +112,9 @@ def _opened(journal: JournalSource) -> Journal:
     return (journal() if callable(journal) else journal) or NullJournal()
 
 
+PAPER_RECONCILE_NS = 5 * 60 * 1_000_000_000
+
+
 def build_spec_run(
     spec: RunSpec,
     journal: JournalSource = None,
@@ -156,6 +159,8 @@ def build_spec_run(
         latency_jitter_ns=int(spec.jitter_ms * 1_000_000),
         seed=spec.seed,
         mode=mode,
+        # a paper session reconciles with its venue every few minutes (quiet when all agrees)
+        reconcile_interval_ns=PAPER_RECONCILE_NS if mode == "paper" else None,
     )
     # a strategy's companions (its algorithm host) run in the engine before it
     engine = Engine.simulated(

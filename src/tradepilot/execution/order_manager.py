@@ -10,8 +10,8 @@ run always produces the same ids; a submit with an id already taken is denied.
 A request that fails is journaled as ``VenueRequestFailed`` (the circuit breaker
 counts them). A rate-limited request was not acted on: it is sent again after the
 venue's delay. Any other failure (a timeout, a dropped connection) leaves the
-outcome unknown: the order is held as UNKNOWN and its status is queried once its
-in-flight window has passed.
+outcome unknown: the order is held as UNKNOWN and its status is queried at once and
+again once its in-flight window has passed.
 """
 
 from __future__ import annotations
@@ -282,6 +282,8 @@ class OrderManager:
                 self._retry_later(order, request, send, exc.retry_after_ns)
             else:
                 self._unknown(order, f"{request} outcome unknown ({outcome}): {exc}")
+                # ask at once (the venue may already know), and again after the in-flight window
+                self.reports.query(order)
                 self.reports.check_later(cid)
             return False
         return True
